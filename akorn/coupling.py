@@ -1,0 +1,101 @@
+"""Coupling ``J``: how every oscillator is pulled by the others.
+
+Two kinds, both asymmetric in general:
+
+* :class:`ConvCoupling` -- a ``C -> C`` convolution with an odd kernel and bias
+  (native layout: images ``(B, C, H, W)`` or sequences ``(B, C, L)``);
+* :class:`AttentionCoupling` -- multi-head softmax attention over all units with
+  1x1 projections q, k, v, o and optional GTA positions (native layout: tokens ``(B, L, C)``).
+
+Each coupling states its native ``layout`` so that :class:`akorn.KuramotoLayer`
+converts the state once per layer, not once per step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from akorn.gta import GTA, apply_pair_blocks, rotary_angles, rotation_blocks
+
+
+class ConvCoupling(nn.Module):
+    """``J x = conv_k(x) + b`` over a 2-D grid (``spatial_dims=2``) or a sequence (``spatial_dims=1``)."""
+
+    layout = "channels_first"
+
+    def __init__(self, channels: int, kernel_size: int = 3, spatial_dims: int = 2, bias: bool = True):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        if spatial_dims not in (1, 2):
+            raise ValueError(f"spatial_dims must be 1 or 2, got {spatial_dims}")
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv1d
+        self.spatial_dims = spatial_dims
+        self.conv = conv(channels, channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *spatial) -> same
+        return self.conv(x)
+
+
+class AttentionCoupling(nn.Module):
+    """Multi-head attention coupling ``J x = W_o · attn(q, k, v)`` with GTA positions.
+
+    ``positions``: ``"gta"`` (learnable per-unit blocks on q, k, v and their transposes
+    on the output, initialised as rotary), ``"rope"`` (fixed rotary on q and k) or ``"none"``.
+    ``grid`` is ``(H, W)`` or ``(L,)`` and is required unless ``positions="none"``.
+    """
+
+    layout = "tokens"
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int = 8,
+        positions: str = "gta",
+        grid: tuple[int, ...] | None = None,
+        rope_base: float = 10000.0,
+    ):
+        super().__init__()
+        if heads < 1 or channels % heads:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        if positions not in ("gta", "rope", "none"):
+            raise ValueError(f"positions must be 'gta', 'rope' or 'none', got {positions!r}")
+        self.channels, self.heads, self.head_dim = channels, heads, channels // heads
+        if positions != "none":
+            if grid is None:
+                raise ValueError(f"grid (H, W) or (L,) is required for positions={positions!r}")
+            if self.head_dim % 2:
+                raise ValueError(f"head_dim = channels/heads must be even for {positions}, got {self.head_dim}")
+        self.positions = positions
+        self.grid = None if grid is None else tuple(int(g) for g in grid)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+        if positions == "gta":
+            self.gta = GTA(self.grid, self.head_dim, rope_base)
+        elif positions == "rope":
+            self.register_buffer(
+                "rope", rotation_blocks(rotary_angles(self.grid, self.head_dim, rope_base)).float(), persistent=False
+            )
+
+    @property
+    def units(self) -> int | None:
+        return None if self.grid is None else math.prod(self.grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
+        B, L, C = x.shape
+        qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each (B, heads, L, head_dim)
+        if self.positions == "gta":
+            q = apply_pair_blocks(self.gta.mat_q, q)
+            k = apply_pair_blocks(self.gta.mat_k, k)
+            v = apply_pair_blocks(self.gta.mat_v, v)
+        elif self.positions == "rope":
+            q = apply_pair_blocks(self.rope, q)
+            k = apply_pair_blocks(self.rope, k)
+        o = F.scaled_dot_product_attention(q, k, v)
+        if self.positions == "gta":
+            o = apply_pair_blocks(self.gta.mat_o, o)
+        return self.out(o.transpose(1, 2).reshape(B, L, C))

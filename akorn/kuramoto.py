@@ -1,0 +1,286 @@
+"""The Kuramoto layer: where the dynamics of AKOrN live.
+
+For the oscillator ``x_i`` (a unit N-vector) at every unit ``i``::
+
+    y   = J(x) + c                                  # coupling plus stimulus
+    x  <- normalize_N( x + γ · (Ω x + Proj_x(y)) )  # one Kuramoto step, T times
+    E(x) = - Σ_i <x_i, (J x)_i + c_i>               # energy of a state
+
+``c`` is fixed during the T steps (optionally GroupNorm-ed once per layer with
+one group per oscillator). Ω acts inside every oscillator as 2x2 rotation
+generators on channel pairs.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from akorn.coupling import AttentionCoupling, ConvCoupling
+from akorn.oscillators import normalize, rotate_pairs, split_oscillators
+
+OMEGA_KINDS = ("global", "per_pair", "none", "identity")
+ENERGY_MODES = ("states", "reference")
+
+
+class KuramotoResult(NamedTuple):
+    """What :meth:`KuramotoLayer.forward` returns when a trajectory or energies are asked for.
+
+    x: final state, in the input's layout. trajectory: ``(B, T+1, ...)`` states
+    ``x_0 .. x_T`` or None. energy: ``(B, T+1)`` or None (see ``energy_mode``).
+    """
+
+    x: torch.Tensor
+    trajectory: torch.Tensor | None
+    energy: torch.Tensor | None
+
+
+class KuramotoLayer(nn.Module):
+    """A layer of artificial Kuramoto oscillatory neurons.
+
+    Args:
+        channels: C, the number of channels; ``C / n`` oscillators per unit.
+        n: oscillator dimension N (every oscillator lives on S^(N-1)).
+        coupling: ``"conv"``, ``"attn"`` or a module with a ``layout`` attribute
+            (``"channels_first"`` or ``"tokens"``) mapping a state to ``J(x)``.
+        kernel_size: conv coupling kernel (odd).
+        spatial_dims: conv coupling over a 2-D grid (2) or a 1-D sequence (1).
+        heads: attention heads.
+        positions: attention positions: ``"gta"``, ``"rope"`` or ``"none"``.
+        grid: ``(H, W)`` or ``(L,)`` of the units; needed for attention positions and
+            to run a 2-D conv coupling on token input.
+        omega: ``"global"`` (one ω = ‖p‖ of a 2-vector p), ``"per_pair"`` (one ω per channel
+            pair), ``"none"`` (Ω = 0) or ``"identity"`` -- the reference code's behaviour
+            when built without Ω: an identity in Ω's place, so the step is
+            ``normalize(x + γ(x + Proj y)) = normalize(x + γ/(1+γ) Proj y)``.
+        omega_init: initial ω. learn_omega: whether ω is trained.
+        gamma: step size γ. learn_gamma: whether γ is trained.
+        c_norm: ``"gn"`` (GroupNorm with one group per oscillator, applied once per layer) or ``None``.
+        steps: T, Kuramoto steps per call (overridable per call).
+        energy_mode: ``"states"``: E at every state ``x_0 .. x_T``; ``"reference"``: the
+            reference code's bookkeeping, ``[0, E(x_0), .., E(x_{T-1})]`` (E recorded before
+            each update, 0 for the initial state). Both have T+1 entries.
+        checkpoint: recompute each step in the backward pass instead of storing it.
+        compile: ``torch.compile`` the step function (first call compiles).
+        check_inputs: reject non-finite x or c at the call (one reduction per call).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        n: int = 4,
+        coupling: str | nn.Module = "conv",
+        kernel_size: int = 3,
+        spatial_dims: int = 2,
+        heads: int = 8,
+        positions: str = "gta",
+        grid: tuple[int, ...] | None = None,
+        omega: str = "global",
+        omega_init: float = 0.1,
+        learn_omega: bool = True,
+        gamma: float = 1.0,
+        learn_gamma: bool = False,
+        c_norm: str | None = "gn",
+        steps: int = 8,
+        energy_mode: str = "states",
+        checkpoint: bool = False,
+        compile: bool = False,
+        check_inputs: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n (oscillator dimension) must be a positive integer, got {n!r}")
+        if not isinstance(channels, int) or channels < 1 or channels % n:
+            raise ValueError(f"channels must be a positive multiple of n={n}, got {channels!r}")
+        if omega not in OMEGA_KINDS:
+            raise ValueError(f"omega must be one of {OMEGA_KINDS}, got {omega!r}")
+        if omega in ("global", "per_pair") and n % 2:
+            raise ValueError(f"omega={omega!r} rotates channel pairs and needs an even n, got n={n}")
+        if c_norm not in ("gn", None, "none"):
+            raise ValueError(f"c_norm must be 'gn' or None, got {c_norm!r}")
+        if energy_mode not in ENERGY_MODES:
+            raise ValueError(f"energy_mode must be one of {ENERGY_MODES}, got {energy_mode!r}")
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        if grid is not None:
+            grid = tuple(int(g) for g in grid)
+            if len(grid) not in (1, 2) or min(grid) < 1:
+                raise ValueError(f"grid must be (H, W) or (L,) of positive sizes, got {grid}")
+        self.channels, self.n, self.grid, self.steps = channels, n, grid, steps
+        self.omega_kind, self.energy_mode = omega, energy_mode
+        self.use_checkpoint, self.check_inputs = checkpoint, check_inputs
+
+        if coupling == "conv":
+            coupling = ConvCoupling(channels, kernel_size, spatial_dims)
+        elif coupling == "attn":
+            if positions != "none" and grid is None:
+                raise ValueError("grid (H, W) or (L,) is required for attention with positions")
+            coupling = AttentionCoupling(channels, heads, positions, grid)
+        elif not isinstance(coupling, nn.Module):
+            raise ValueError(f"coupling must be 'conv', 'attn' or an nn.Module, got {coupling!r}")
+        if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
+            raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
+        self.coupling = coupling
+
+        if omega == "global":
+            self.omega_param = nn.Parameter(torch.full((2,), omega_init / math.sqrt(2)), requires_grad=learn_omega)
+        elif omega == "per_pair":
+            self.omega_param = nn.Parameter(
+                torch.full((channels // 2, 2), omega_init / math.sqrt(2)), requires_grad=learn_omega
+            )
+        self.gamma = nn.Parameter(torch.tensor(float(gamma)), requires_grad=learn_gamma)
+        self.c_norm = nn.GroupNorm(channels // n, channels) if c_norm == "gn" else None
+        self._step_fn = torch.compile(self.step) if compile else self.step
+
+    # -- the maths -------------------------------------------------------------------------------
+    def omega(self) -> torch.Tensor | None:
+        """ω: a scalar (global) or ``C/2`` frequencies (per pair); None without rotation."""
+        if self.omega_kind == "global":
+            return self.omega_param.norm()
+        if self.omega_kind == "per_pair":
+            return self.omega_param.norm(dim=1)
+        return None
+
+    @property
+    def channel_dim(self) -> int:
+        return -1 if self.coupling.layout == "tokens" else 1
+
+    def step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
+        """One Kuramoto step in the coupling's native layout.
+
+        Returns the next state and the energy ``E(x) = -Σ <x, J x + c>`` of the *current* state, per sample.
+        """
+        y = self.coupling(x).to(x.dtype) + c
+        xs, d = split_oscillators(x, self.n, self.channel_dim)
+        ys, _ = split_oscillators(y, self.n, self.channel_dim)
+        xy = (xs * ys).sum(d, keepdim=True)  # <x_i, y_i> for every oscillator
+        dx = ys - xy * xs  # Proj_x(y): the tangent part of the pull
+        if omega is not None:
+            dx = dx + split_oscillators(rotate_pairs(x, omega, self.channel_dim), self.n, self.channel_dim)[0]
+        elif self.omega_kind == "identity":
+            dx = dx + xs
+        x_next = xs + gamma * dx
+        x_next = x_next / x_next.norm(dim=d, keepdim=True).clamp_min(1e-12)
+        energy = -xy.flatten(1).sum(1)
+        return x_next.flatten(d - 1, d), energy
+
+    def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in native layout."""
+        return -((self.coupling(x).to(x.dtype) + c) * x).flatten(1).sum(1)
+
+    # -- layout handling ---------------------------------------------------------------------------
+    def _to_native(self, t: torch.Tensor, name: str):
+        """Convert an input tensor to the coupling's layout; returns the tensor and how to undo it."""
+        C = self.channels
+        if t.ndim == 4:  # (B, C, H, W)
+            B, Ct, H, W = t.shape
+            if Ct != C:
+                raise ValueError(f"{name} must have {C} channels in dim 1 of (B, C, H, W), got shape {tuple(t.shape)}")
+            if self.coupling.layout == "channels_first":
+                if getattr(self.coupling, "spatial_dims", 2) != 2:
+                    raise ValueError(f"{name}: a 1-D conv coupling takes tokens (B, L, C), got an image {tuple(t.shape)}")
+                return t, lambda u: u
+            self._check_grid(name, (H, W))
+            return t.flatten(2).transpose(1, 2), lambda u: u.transpose(1, 2).unflatten(2, (H, W))
+        if t.ndim == 3:  # (B, L, C)
+            B, L, Ct = t.shape
+            if Ct != C:
+                raise ValueError(f"{name} must have {C} channels in dim 2 of (B, L, C), got shape {tuple(t.shape)}")
+            if self.coupling.layout == "tokens":
+                self._check_grid(name, (L,))
+                return t, lambda u: u
+            if getattr(self.coupling, "spatial_dims", 2) == 1:
+                return t.transpose(1, 2), lambda u: u.transpose(1, 2)
+            if self.grid is None or len(self.grid) != 2 or math.prod(self.grid) != L:
+                raise ValueError(
+                    f"{name}: a 2-D conv coupling on tokens needs grid=(H, W) with H*W = L = {L}, got grid={self.grid}"
+                )
+            H, W = self.grid
+            return t.transpose(1, 2).unflatten(2, (H, W)), lambda u: u.flatten(2).transpose(1, 2)
+        raise ValueError(f"{name} must be an image (B, C, H, W) or tokens (B, L, C), got shape {tuple(t.shape)}")
+
+    def _check_grid(self, name: str, got: tuple[int, ...]):
+        units = getattr(self.coupling, "units", None)
+        grid = getattr(self.coupling, "grid", None)
+        if units is None:
+            return
+        if len(got) == 2 and len(grid) == 2 and tuple(got) != tuple(grid):
+            raise ValueError(f"{name}: spatial size {tuple(got)} does not match the layer's grid {grid}")
+        if math.prod(got) != units:
+            raise ValueError(f"{name}: {math.prod(got)} units do not match the layer's grid {grid} ({units} units)")
+
+    def normalize_stimulus(self, c: torch.Tensor) -> torch.Tensor:
+        """Apply the optional per-oscillator GroupNorm to ``c`` (native layout)."""
+        if self.c_norm is None:
+            return c
+        if self.coupling.layout == "tokens":
+            return self.c_norm(c.transpose(1, 2)).transpose(1, 2)
+        return self.c_norm(c)
+
+    # -- the call --------------------------------------------------------------------------------
+    def forward(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor | None = None,
+        steps: int | None = None,
+        return_trajectory: bool = False,
+        return_energy: bool = False,
+    ):
+        """Run T Kuramoto steps from ``x`` with stimulus ``c`` (same shape; zeros if None).
+
+        Returns the final state, or a :class:`KuramotoResult` when a trajectory or energies are asked for.
+        Without gradients and without a trajectory, memory does not grow with T.
+        """
+        T = self.steps if steps is None else steps
+        if not isinstance(T, int) or T < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {T!r}")
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a tensor, got {type(x).__name__}")
+        if c is None:
+            c = torch.zeros_like(x)
+        if c.shape != x.shape:
+            raise ValueError(f"x and c must have the same shape, got x {tuple(x.shape)} and c {tuple(c.shape)}")
+        if self.check_inputs:
+            if not torch.isfinite(x).all():
+                raise ValueError("x contains NaN or Inf")
+            if not torch.isfinite(c).all():
+                raise ValueError("c contains NaN or Inf")
+        xn, back = self._to_native(x, "x")
+        cn, _ = self._to_native(c, "c")
+        cn = self.normalize_stimulus(cn)
+        cdim = self.channel_dim
+        xn = normalize(xn, self.n, cdim)
+        omega, gamma = self.omega(), self.gamma
+
+        states = [xn] if return_trajectory else None
+        energies = []
+        recompute = self.use_checkpoint and torch.is_grad_enabled()
+        for _ in range(T):
+            if recompute:
+                xn, e = activation_checkpoint(self._step_fn, xn, cn, omega, gamma, use_reentrant=False)
+            else:
+                xn, e = self._step_fn(xn, cn, omega, gamma)
+            if return_energy:
+                energies.append(e)
+            if return_trajectory:
+                states.append(xn)
+        if not (return_trajectory or return_energy):
+            return back(xn)
+        energy = None
+        if return_energy:
+            if self.energy_mode == "states":
+                energy = torch.stack(energies + [self.energy(xn, cn)], dim=1)
+            else:
+                zero = torch.zeros(x.shape[0], dtype=xn.dtype, device=xn.device)
+                energy = torch.stack([zero] + energies, dim=1)
+        trajectory = torch.stack([back(s) for s in states], dim=1) if return_trajectory else None
+        return KuramotoResult(back(xn), trajectory, energy)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, n={self.n}, steps={self.steps}, omega={self.omega_kind}, "
+            f"energy_mode={self.energy_mode}, checkpoint={self.use_checkpoint}"
+        )

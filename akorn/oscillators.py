@@ -1,0 +1,69 @@
+"""Per-oscillator geometry: the building blocks of the Kuramoto step.
+
+A feature tensor with ``C`` channels along ``channel_dim`` holds ``C / N``
+oscillators of dimension ``N``; consecutive channels form one oscillator.
+Every function here works for either layout the library uses:
+images ``(B, C, H, W)`` (``channel_dim=1``) and tokens ``(B, L, C)``
+(``channel_dim=-1``).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def split_oscillators(x: torch.Tensor, n: int, channel_dim: int) -> tuple[torch.Tensor, int]:
+    """View ``x`` with the channel axis split into ``(C/N, N)``.
+
+    Returns the view and the index of the new length-``N`` axis.
+    """
+    cdim = channel_dim % x.ndim
+    return x.unflatten(cdim, (-1, n)), cdim + 1
+
+
+def normalize(x: torch.Tensor, n: int, channel_dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
+    """Rescale every N-vector to unit length (``normalize_N`` in the equations)."""
+    xs, d = split_oscillators(x, n, channel_dim)
+    return (xs / xs.norm(dim=d, keepdim=True).clamp_min(eps)).flatten(d - 1, d)
+
+
+def inner(x: torch.Tensor, y: torch.Tensor, n: int, channel_dim: int = 1) -> torch.Tensor:
+    """``<x, y>`` inside every oscillator; the N axis is kept with size 1."""
+    xs, d = split_oscillators(x, n, channel_dim)
+    ys, _ = split_oscillators(y, n, channel_dim)
+    return (xs * ys).sum(d, keepdim=True)
+
+
+def project_tangent(y: torch.Tensor, x: torch.Tensor, n: int, channel_dim: int = 1) -> torch.Tensor:
+    """``Proj_x(y) = y - <y, x> x`` for every oscillator (x on the sphere)."""
+    xs, d = split_oscillators(x, n, channel_dim)
+    ys, _ = split_oscillators(y, n, channel_dim)
+    return (ys - (xs * ys).sum(d, keepdim=True) * xs).flatten(d - 1, d)
+
+
+def rotate_pairs(x: torch.Tensor, omega: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """Apply the antisymmetric generator Ω: ``(a, b) -> (ω b, -ω a)`` on channel pairs.
+
+    ``omega`` is a scalar (one frequency for the layer) or has ``C/2`` entries
+    (one frequency per channel pair).
+    """
+    xs, d = split_oscillators(x, 2, channel_dim)
+    a, b = xs.unbind(d)
+    if omega.ndim == 1 and omega.numel() > 1:
+        shape = [1] * a.ndim
+        shape[d - 1] = omega.numel()
+        omega = omega.view(shape)
+    return torch.stack((omega * b, -omega * a), dim=d).flatten(d - 1, d)
+
+
+def order_parameter(x: torch.Tensor, n: int, channel_dim: int = 1, dims=None) -> torch.Tensor:
+    """Mean resultant length of oscillators: 1 when all in a group point the same way.
+
+    Averages the unit N-vectors over ``dims`` (default: every unit, i.e. all
+    axes other than batch, oscillator index and N) and returns the length of
+    the mean, averaged over oscillator index.
+    """
+    xs, d = split_oscillators(x, n, channel_dim)
+    if dims is None:
+        dims = tuple(i for i in range(1, xs.ndim) if i not in (d - 1, d))
+    mean = xs.mean(dim=dims, keepdim=True)
+    return mean.norm(dim=d).mean(dim=tuple(range(1, mean.ndim - 1)))

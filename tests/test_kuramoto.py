@@ -1,0 +1,321 @@
+"""Maths of the Kuramoto layer: invariants, equivalences and the oracle."""
+import math
+
+import pytest
+import torch
+
+from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent, rotate_pairs
+from akorn.gta import rotary_angles
+from akorn.oscillators import split_oscillators
+from tests.reference import reference_run
+
+
+def _norms(x, n, cdim=1):
+    xs, d = split_oscillators(x, n, cdim)
+    return xs.norm(dim=d)
+
+
+@pytest.mark.parametrize("coupling", ["conv", "attn"])
+def test_unit_norm_preserved_over_1000_steps(coupling):
+    torch.manual_seed(0)
+    layer = KuramotoLayer(16, n=4, coupling=coupling, grid=(4, 4), heads=2, omega="global", omega_init=1.0, steps=1000)
+    x, c = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    with torch.no_grad():
+        out = layer(x, c)
+    assert torch.allclose(_norms(out, 4), torch.ones(()), atol=1e-6)
+
+
+def test_update_is_tangent_when_omega_is_zero():
+    torch.manual_seed(0)
+    x = normalize(torch.randn(3, 12, 5, 5), 4)
+    y = torch.randn(3, 12, 5, 5)
+    p = project_tangent(y, x, 4)
+    xs, d = split_oscillators(x, 4, 1)
+    ps, _ = split_oscillators(p, 4, 1)
+    assert (xs * ps).sum(d).abs().max() < 1e-6
+    # and the layer's drift (before normalising) is that projection: step size tiny -> x + γ Proj y
+    layer = KuramotoLayer(12, n=4, coupling="conv", omega="none", c_norm=None, gamma=1e-3, steps=1)
+    with torch.no_grad():
+        y_full = layer.coupling(x) + y
+        x1, _ = layer.step(x, y, None, layer.gamma)
+    expected = normalize(x + 1e-3 * project_tangent(y_full, x, 4), 4)
+    assert torch.allclose(x1, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind, n", [("global", 4), ("per_pair", 2)])
+def test_omega_only_step_is_an_exact_rotation(kind, n):
+    """An Ω-only step rotates every pair by atan(γω); exact when all pairs of an oscillator share ω.
+
+    (With per-pair ω and N > 2 the discrete step rescales pairs unequally before normalising,
+    so it is not a rotation; that case is covered by the oracle test instead.)
+    """
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=n, coupling="conv", omega=kind, omega_init=0.7, c_norm=None, gamma=0.3, steps=1)
+    if kind == "per_pair":
+        with torch.no_grad():
+            layer.omega_param.mul_(torch.rand(4, 1) + 0.5)
+    with torch.no_grad():
+        layer.coupling.conv.weight.zero_()
+        layer.coupling.conv.bias.zero_()
+    x = normalize(torch.randn(2, 8, 3, 3), n)
+    with torch.no_grad():
+        out = layer(x, torch.zeros_like(x))
+    assert torch.allclose(_norms(out, n), torch.ones(()), atol=1e-6)
+    # angles between oscillators with the same index at different units are kept
+    units_in = split_oscillators(x, n, 1)[0].flatten(3)  # (B, C/N, N, U)
+    units_out = split_oscillators(out, n, 1)[0].flatten(3)
+    g_in = torch.einsum("bknu,bknv->bkuv", units_in, units_in)
+    g_out = torch.einsum("bknu,bknv->bkuv", units_out, units_out)
+    assert torch.allclose(g_in, g_out, atol=1e-6)
+    # every pair turns by atan(γω): (a, b) -> (cos a + sin b, -sin a + cos b)
+    w = layer.omega()
+    w = w.expand(4) if w.ndim == 0 else w
+    theta = torch.atan(layer.gamma * w)
+    a, b = x.unflatten(1, (4, 2)).unbind(2)
+    a1, b1 = out.unflatten(1, (4, 2)).unbind(2)
+    cs, sn = theta.cos().view(1, 4, 1, 1), theta.sin().view(1, 4, 1, 1)
+    assert torch.allclose(a1, cs * a + sn * b, atol=1e-6)
+    assert torch.allclose(b1, -sn * a + cs * b, atol=1e-6)
+
+
+def _symmetric_conv_layer(channels, k, gamma):
+    layer = KuramotoLayer(channels, n=4, coupling="conv", kernel_size=k, omega="none", c_norm=None, gamma=gamma)
+    conv = layer.coupling.conv
+    with torch.no_grad():
+        w = torch.randn_like(conv.weight) * 0.3
+        # J_ij = J_ji^T: W[o, i, dy, dx] = W[i, o, -dy, -dx]
+        w = 0.5 * (w + w.transpose(0, 1).flip(-1, -2))
+        conv.weight.copy_(w)
+        conv.bias.zero_()
+    return layer
+
+
+def test_lyapunov_energy_never_increases_for_symmetric_coupling():
+    torch.manual_seed(1)
+    layer = _symmetric_conv_layer(16, 3, gamma=0.02)
+    x = torch.randn(2, 16, 6, 6)
+    c = torch.randn(2, 16, 6, 6) * 0.5
+
+    def lyapunov(state):
+        return -0.5 * (state * layer.coupling(state)).flatten(1).sum(1) - (c * state).flatten(1).sum(1)
+
+    with torch.no_grad():
+        traj = layer(x, c, steps=200, return_trajectory=True).trajectory
+        energies = torch.stack([lyapunov(traj[:, t]) for t in range(traj.shape[1])], 1)
+    diffs = energies[:, 1:] - energies[:, :-1]
+    assert (diffs <= 1e-4).all(), diffs.max()
+    assert (energies[:, -1] < energies[:, 0] - 1.0).all()  # it really moves downhill
+
+
+@pytest.mark.parametrize("coupling", ["conv", "attn"])
+def test_gradcheck_float64_through_several_steps(coupling):
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=4, coupling=coupling, grid=(3, 3), heads=2, omega="global", omega_init=0.4,
+                          c_norm="gn", learn_gamma=True, steps=3).double()
+    x = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+
+    def f(x, c):
+        r = layer(x, c, return_energy=True)
+        return r.x, r.energy
+
+    assert torch.autograd.gradcheck(f, (x, c), eps=1e-6, atol=1e-5)
+    # parameters too: omega, gamma and the coupling weights receive correct gradients
+    params = [layer.omega_param, layer.gamma]
+
+    def g(*ps):
+        with torch.no_grad():
+            pass
+        return torch.func.functional_call(layer, {"omega_param": ps[0], "gamma": ps[1]}, (x.detach(), c.detach()))
+
+    assert torch.autograd.gradcheck(g, tuple(p.detach().clone().requires_grad_(True) for p in params), eps=1e-6, atol=1e-5)
+
+
+def test_gta_at_initialisation_is_a_2d_rotary_embedding():
+    """Compare against an independent complex-number 2-D RoPE."""
+    torch.manual_seed(0)
+    H, W, heads, C = 5, 4, 2, 32
+    layer = KuramotoLayer(C, n=4, coupling="attn", grid=(H, W), heads=heads)
+    att = layer.coupling
+    d = C // heads
+    q = torch.randn(3, heads, H * W, d)
+    from akorn.gta import apply_pair_blocks
+
+    got = apply_pair_blocks(att.gta.mat_q, q)
+    # 2-D RoPE: pair index p: frequency f = p // 2, coordinate = row if p even else column
+    F_ = math.ceil(d / 4)
+    rows = torch.arange(H).repeat_interleave(W).double()
+    cols = torch.arange(W).repeat(H).double()
+    pairs = torch.arange(d // 2)
+    freq = 10000.0 ** (-(pairs // 2).double() / F_)
+    coord = torch.where(pairs % 2 == 0, rows[:, None], cols[:, None])  # (U, P)
+    angle = coord * freq
+    z = torch.view_as_complex(q.double().unflatten(-1, (-1, 2)).contiguous())
+    rotated = torch.view_as_real(z * torch.polar(torch.ones_like(angle), angle)).flatten(-2)
+    assert torch.allclose(got.double(), rotated, atol=1e-5)
+    assert torch.allclose(rotary_angles((H, W), d), angle)
+    # the output blocks start as the transposes (inverse rotations)
+    assert torch.allclose(att.gta.mat_o, att.gta.mat_q.transpose(-1, -2))
+    assert all(getattr(att.gta, f"mat_{n}").requires_grad for n in "qkvo")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(coupling="conv", kernel_size=5, omega="global", c_norm="gn"),
+        dict(coupling="conv", kernel_size=3, omega="per_pair", c_norm=None),
+        dict(coupling="attn", grid=(4, 4), heads=4, omega="global", c_norm=None),
+        dict(coupling="attn", grid=(4, 4), heads=2, positions="none", omega="none", c_norm="gn"),
+        dict(coupling="attn", grid=(4, 4), heads=2, omega="identity", c_norm="gn", gamma=0.7),
+    ],
+)
+def test_fast_path_matches_reference_float32(kwargs):
+    torch.manual_seed(0)
+    layer = KuramotoLayer(16, n=4, steps=6, **kwargs)
+    with torch.no_grad():
+        for p in layer.parameters():  # move away from the symmetric initial values
+            p.add_(torch.randn_like(p) * 0.01)
+    x, c = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    with torch.no_grad():
+        r = layer(x, c, return_trajectory=True, return_energy=True)
+        xn, _ = layer._to_native(x, "x")
+        cn, _ = layer._to_native(c, "c")
+        ref_states, ref_energy = reference_run(layer, xn, cn, 6)
+    _, back = layer._to_native(x, "x")
+    for t, s in enumerate(ref_states):
+        assert torch.allclose(r.trajectory[:, t], back(s), atol=1e-5), t
+    assert torch.allclose(r.energy, ref_energy, rtol=1e-5, atol=1e-3)
+
+
+def test_identity_omega_equals_scaled_projection_step():
+    """Reference code without Ω: normalize(x + γ(x + Proj y)) == normalize(x + γ/(1+γ) Proj y)."""
+    torch.manual_seed(0)
+    gamma = 1.0
+    ident = KuramotoLayer(16, n=4, coupling="conv", omega="identity", gamma=gamma, c_norm=None, steps=8)
+    plain = KuramotoLayer(16, n=4, coupling="conv", omega="none", gamma=gamma / (1 + gamma), c_norm=None, steps=8)
+    plain.coupling.load_state_dict(ident.coupling.state_dict())
+    x, c = torch.randn(2, 16, 5, 5), torch.randn(2, 16, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(ident(x, c), plain(x, c), atol=1e-5)
+
+
+def test_reference_energy_bookkeeping():
+    torch.manual_seed(0)
+    kw = dict(coupling="conv", omega="global", c_norm=None, steps=5)
+    a = KuramotoLayer(8, n=4, energy_mode="states", **kw)
+    b = KuramotoLayer(8, n=4, energy_mode="reference", **kw)
+    b.load_state_dict(a.state_dict())
+    x, c = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        ea = a(x, c, return_energy=True).energy
+        eb = b(x, c, return_energy=True).energy
+    assert ea.shape == eb.shape == (2, 6)
+    assert (eb[:, 0] == 0).all()
+    assert torch.allclose(eb[:, 1:], ea[:, :-1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape_kind", ["image", "tokens", "sequence"])
+def test_dtype_and_shape_sweep(dtype, shape_kind):
+    torch.manual_seed(0)
+    if shape_kind == "image":
+        layer = KuramotoLayer(8, n=2, coupling="conv", steps=3).to(dtype)
+        x = torch.randn(2, 8, 5, 6, dtype=dtype)
+    elif shape_kind == "tokens":
+        layer = KuramotoLayer(8, n=4, coupling="attn", grid=(2, 3), heads=2, steps=3).to(dtype)
+        x = torch.randn(2, 6, 8, dtype=dtype)
+    else:
+        layer = KuramotoLayer(8, n=4, coupling="conv", spatial_dims=1, steps=3).to(dtype)
+        x = torch.randn(2, 7, 8, dtype=dtype)
+    r = layer(x, torch.randn_like(x), return_trajectory=True, return_energy=True)
+    assert r.x.shape == x.shape and r.x.dtype == dtype
+    assert r.trajectory.shape == (2, 4, *x.shape[1:])
+    assert r.energy.shape == (2, 4)
+    cdim = 1 if x.ndim == 4 else -1
+    assert torch.allclose(_norms(r.x, layer.n, cdim), torch.ones((), dtype=dtype), atol=1e-5)
+
+
+def test_conv_on_tokens_with_grid_matches_image():
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=4, coupling="conv", grid=(3, 4), steps=4)
+    x, c = torch.randn(2, 8, 3, 4), torch.randn(2, 8, 3, 4)
+    with torch.no_grad():
+        img = layer(x, c)
+        tok = layer(x.flatten(2).transpose(1, 2), c.flatten(2).transpose(1, 2))
+    assert torch.allclose(img.flatten(2).transpose(1, 2), tok, atol=1e-6)
+
+
+def test_checkpointing_gives_identical_gradients():
+    torch.manual_seed(0)
+    layer = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=5, learn_gamma=True)
+    x, c = torch.randn(2, 16, 3, 3), torch.randn(2, 16, 3, 3)
+    grads = []
+    for ck in (False, True):
+        layer.use_checkpoint = ck
+        layer.zero_grad()
+        layer(x, c).square().sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters() if p.grad is not None])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_bf16_autocast_keeps_state_in_float32():
+    torch.manual_seed(0)
+    layer = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4)
+    x, c = torch.randn(2, 16, 3, 3), torch.randn(2, 16, 3, 3)
+    with torch.no_grad():
+        ref = layer(x, c)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x, c)
+    assert out.dtype == torch.float32
+    assert torch.allclose(_norms(out, 4), torch.ones(()), atol=1e-6)
+    assert (out - ref).abs().max() < 0.1
+
+
+def test_inference_memory_does_not_grow_with_steps():
+    """Without gradients and trajectory, every intermediate state is freed: only the result survives."""
+    import weakref
+
+    layer = KuramotoLayer(8, n=4, coupling="conv", steps=1)
+    x = torch.randn(1, 8, 4, 4)
+    for T in (4, 64):
+        refs = []
+
+        def spy(*a):
+            out = layer.step(*a)
+            refs.append(weakref.ref(out[0]))
+            return out
+
+        layer._step_fn = spy
+        with torch.no_grad():
+            result = layer(x, x, steps=T)
+        layer._step_fn = layer.step
+        alive = [r() for r in refs if r() is not None]
+        assert len(refs) == T
+        assert len(alive) <= 1 and all(a is result for a in alive)
+
+
+def test_stack_carries_state_and_feeds_readout():
+    torch.manual_seed(0)
+    layers = [KuramotoLayer(8, n=4, coupling="conv", steps=2) for _ in range(2)]
+    readouts = [Readout(8, 8, group=4) for _ in range(2)]
+    stack = KuramotoStack(layers, readouts)
+    x, c = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    out, states, energies = stack(x, c, return_states=True, return_energy=True)
+    with torch.no_grad():
+        x1 = layers[0](x, c)
+        x2 = layers[1](x1, readouts[0](x1))
+        assert torch.allclose(states[1], x2, atol=1e-6)
+        assert torch.allclose(out, readouts[1](x2), atol=1e-6)
+    assert len(energies) == 2 and energies[0].shape == (2, 3)
+
+
+def test_readout_is_rotation_invariant_within_groups():
+    torch.manual_seed(0)
+    ro = Readout(4, 3, group=2)
+    x = torch.randn(2, 4, 3, 3)
+    # a rotation of the whole oscillator state does not change ||W x|| only if W commutes; here test the norm+bias rule
+    z = ro.proj(x).unflatten(1, (3, 2))
+    assert torch.allclose(ro(x), z.norm(dim=2) + ro.bias[:, None, None])
+    tok = ro(x.flatten(2).transpose(1, 2))
+    assert torch.allclose(tok, ro(x).flatten(2).transpose(1, 2), atol=1e-6)
