@@ -1,0 +1,5 @@
+import sys
+
+from akorn.cli import main
+
+sys.exit(main())

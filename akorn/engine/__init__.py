@@ -1,0 +1,1 @@
+"""One training and evaluation engine for every experiment."""

@@ -1,0 +1,378 @@
+"""The training loop shared by every experiment.
+
+Determinism by construction: the batch at global step ``s`` is a pure function of
+``(seed, s)`` (epoch permutation seeded by ``seed + epoch``), and so is the noise the
+model draws for it. A resumed run therefore needs only the weights, the optimizer state,
+the EMA and the step -- and ends bitwise equal to an uninterrupted run on CPU.
+Under torchrun every rank computes the same global batch and takes its contiguous shard.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+import akorn
+from akorn.engine import checkpoint as ck
+from akorn.engine.config import to_dict
+from akorn.engine.distributed import (DistInfo, all_reduce_mean, barrier, init_distributed, pick_device)
+from akorn.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    """Fields every experiment shares. Experiments subclass this with their own."""
+
+    name: str = ""  # run folder name under out_dir; empty: experiment-timestamp
+    out_dir: str = "runs"
+    seed: int = 0
+    epochs: int = 100
+    max_steps: int = 0  # stop after this many optimizer steps in total (0: epochs decide)
+    batch_size: int = 100  # global batch, split over ranks
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    clip_grad: float = 1.0  # 0 disables
+    ema_decay: float = 0.995  # 0 disables the EMA
+    ema_every: int = 10
+    ema_start: int = 100
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads on CPU (0: torch's default)
+    deterministic: bool = False
+    eval_every: int = 0  # steps between evaluations (0: at the end only)
+    checkpoint_every: int = 200  # steps between checkpoints
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+    def validate(self):
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be positive, got {self.batch_size}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise UserError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.checkpoint_every < 1 or self.ema_every < 1 or self.log_every < 1:
+            raise UserError("checkpoint_every, ema_every and log_every must be positive")
+
+
+class Experiment:
+    """What the engine needs to know about an experiment. Subclasses fill these in."""
+
+    name: str = ""
+    config_cls: type = TrainConfig
+    presets: dict[str, dict[str, Any]] = {}
+
+    def build_model(self, cfg) -> nn.Module:
+        raise NotImplementedError
+
+    def train_data(self, cfg):
+        """An object with ``__len__`` and ``batch(indices) -> dict of tensors``."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict, generator: torch.Generator, cfg) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, cfg, device: torch.device) -> dict:
+        return {}
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The random stream the model uses at a given step (same on every rank)."""
+    g = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    g.manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
+    return g
+
+
+def batch_indices(n: int, global_batch: int, step: int, seed: int) -> torch.Tensor:
+    steps_per_epoch = n // global_batch
+    epoch, offset = divmod(step, steps_per_epoch)
+    g = torch.Generator().manual_seed(seed * 7919 + epoch)
+    perm = torch.randperm(n, generator=g)
+    return perm[offset * global_batch : (offset + 1) * global_batch]
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    scale = 1.0
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        scale = (step + 1) / cfg.warmup_steps
+    elif cfg.lr_schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        scale = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * scale
+
+
+def _writable_dir(path: Path):
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".akorn-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"output folder {path} is not writable: {e.strerror}") from None
+
+
+class RunFolder:
+    """config.json, command.txt, metrics.jsonl, tb/, checkpoints/ -- all under one folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.metrics = self.path / "metrics.jsonl"
+
+    def write_config(self, experiment: str, cfg):
+        data = {"experiment": experiment, "version": akorn.__version__, "config": to_dict(cfg)}
+        tmp = self.path / "config.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, self.path / "config.json")
+        with open(self.path / "command.txt", "a") as f:
+            f.write(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\n")
+
+    def read_config(self, experiment) -> dict:
+        f = self.path / "config.json"
+        if not f.is_file():
+            raise UserError(f"not a run folder (no config.json): {self.path}")
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"corrupt {f}: {e}") from None
+        if data.get("experiment") != experiment.name:
+            raise UserError(f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}")
+        return data["config"]
+
+    def latest_checkpoint(self) -> Path | None:
+        found = ck.list_checkpoints(self.checkpoints)
+        return found[-1] if found else None
+
+    def log(self, record: dict):
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int):
+        """On resume: drop records from steps after the checkpoint, they will be redone."""
+        if not self.metrics.exists():
+            return
+        keep = [line for line in self.metrics.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+        tmp = self.metrics.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.metrics)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_ema(model: nn.Module, cfg: TrainConfig):
+    if cfg.ema_decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def ema_state(ema) -> dict:
+    return {**ema.module.state_dict(), "__n_averaged": ema.n_averaged.detach().clone().reshape(1)}
+
+
+def load_ema_state(ema, sd: dict):
+    sd = dict(sd)
+    n = sd.pop("__n_averaged")
+    ema.module.load_state_dict(sd)
+    ema.n_averaged.copy_(n.reshape(()))
+
+
+def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Callable | None = None) -> Path:
+    """Train ``experiment`` with ``cfg`` (or continue the run in ``resume``); returns the run folder."""
+    device = pick_device(cfg.device)
+    info, device = init_distributed(device)
+    if cfg.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if cfg.batch_size % info.world:
+        raise UserError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world}")
+
+    if resume is not None:
+        run = RunFolder(Path(resume))
+        ckpt_path = run.latest_checkpoint()
+    else:
+        name = cfg.name or f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = RunFolder(Path(cfg.out_dir) / name)
+        if run.path.exists() and ck.list_checkpoints(run.checkpoints):
+            raise UserError(f"run folder {run.path} already has checkpoints; use --resume {run.path} or another name=")
+        ckpt_path = None
+
+    data = experiment.train_data(cfg)  # fails early on bad data, before anything is written
+    if len(data) < cfg.batch_size:
+        raise UserError(f"training set has {len(data)} examples, fewer than batch_size={cfg.batch_size}")
+    steps_per_epoch = len(data) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps > 0:
+        total = min(total, cfg.max_steps)
+
+    torch.manual_seed(cfg.seed)
+    model = experiment.build_model(cfg).to(device)
+    ema = make_ema(model, cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    start = 0
+    if ckpt_path is not None:
+        loaded = ck.load_checkpoint(ckpt_path)
+        model.load_state_dict(loaded["model"])
+        if ema is not None and loaded["ema"] is not None:
+            load_ema_state(ema, loaded["ema"])
+        if loaded["optimizer"] is not None:
+            optimizer.load_state_dict(loaded["optimizer"])
+        start = int(loaded["state"]["step"])
+
+    if info.is_main:
+        _writable_dir(run.path)
+        run.write_config(experiment.name, cfg)
+        run.truncate_metrics(start)
+    barrier(info)
+
+    train_model = model
+    if info.enabled:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile and not getattr(experiment, "handles_compile", False):
+        train_model = torch.compile(train_model)
+
+    writer = None
+    if info.is_main:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(run.path / "tb"))
+        except ImportError:
+            writer = None
+    bar = None
+    if info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=experiment.name, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def save(step):
+        if info.is_main:
+            meta = {"experiment": experiment.name, "version": akorn.__version__, "config": to_dict(cfg)}
+            ck.save_checkpoint(run.checkpoints, step, model.state_dict(), ema_state(ema) if ema is not None else None,
+                               optimizer.state_dict(), meta, keep=cfg.keep_checkpoints)
+        barrier(info)
+
+    def run_eval(step):
+        if info.is_main:
+            eval_model = ema.module if ema is not None else model
+            eval_model.eval()
+            with torch.no_grad():
+                metrics = experiment.evaluate(eval_model, cfg, device)
+            model.train()
+            if metrics:
+                run.log({"step": step, "split": "eval", **metrics})
+                if writer is not None:
+                    for k, v in metrics.items():
+                        if isinstance(v, (int, float)):
+                            writer.add_scalar(f"eval/{k}", v, step)
+                bar.write(f"[eval step {step}] " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                                            if isinstance(v, float)))
+        barrier(info)
+
+    model.train()
+    shard = cfg.batch_size // info.world
+    t_last, running = time.time(), {}
+    for step in range(start, total):
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(cfg, step, total)
+        idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
+        batch = data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        gen = step_generator(cfg.seed, step, device)
+        with _autocast(device, cfg.precision):
+            loss, metrics = experiment.loss(train_model, batch, gen, cfg, shard=(info.rank * shard, cfg.batch_size))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            metrics["grad_norm"] = float(gnorm)
+        optimizer.step()
+        done = step + 1
+        if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
+            ema.update_parameters(model)
+        metrics["loss"] = float(loss.detach())
+        for k, v in metrics.items():
+            running.setdefault(k, []).append(v)
+        if done % cfg.log_every == 0 or done == total:
+            avg = all_reduce_mean({k: sum(v) / len(v) for k, v in running.items()}, info, device)
+            running = {}
+            if info.is_main:
+                now = time.time()
+                rec = {"step": done, "split": "train", "epoch": done / steps_per_epoch, "lr": lr_at(cfg, step, total),
+                       "sec_per_step": (now - t_last) / cfg.log_every, **avg}
+                t_last = now
+                run.log(rec)
+                if writer is not None:
+                    for k, v in avg.items():
+                        writer.add_scalar(f"train/{k}", v, done)
+                bar.set_postfix(loss=f"{avg['loss']:.4f}")
+        if bar is not None:
+            bar.update(1)
+        if on_step is not None:
+            on_step(done)
+        if done % cfg.checkpoint_every == 0 or done == total:
+            save(done)
+        if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != total:
+            run_eval(done)
+    if start < total or total == 0:
+        run_eval(total)
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    return run.path
+
+
+def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = None, use_ema: bool = True):
+    """Model (EMA weights when present), config and checkpoint path from a run folder alone."""
+    from akorn.engine.config import apply_overrides, from_dict, parse_words
+
+    run = RunFolder(Path(run_dir))
+    if not run.path.is_dir():
+        raise UserError(f"run folder not found: {run.path}")
+    cfg = from_dict(experiment.config_cls, run.read_config(experiment), str(run.path / "config.json"))
+    if words:
+        cfg = apply_overrides(cfg, parse_words(words))
+    ckpt_path = run.latest_checkpoint()
+    if ckpt_path is None:
+        raise UserError(f"run folder {run.path} has no checkpoint")
+    loaded = ck.load_checkpoint(ckpt_path)
+    model = experiment.build_model(cfg)
+    if use_ema and loaded["ema"] is not None:
+        sd = dict(loaded["ema"])
+        sd.pop("__n_averaged", None)
+        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    else:
+        sd = loaded["model"]
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise UserError(f"checkpoint {ckpt_path} does not fit the model: {str(e).splitlines()[0]}") from None
+    model.eval()
+    return model, cfg, ckpt_path

@@ -1,0 +1,36 @@
+"""Models shipped inside the package: safetensors weights plus a JSON config, no pickles."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from akorn.engine.checkpoint import load_weights
+from akorn.errors import UserError
+
+SUDOKU = "sudoku-akorn"
+
+
+def _files(name: str):
+    base = resources.files("akorn") / "weights"
+    return base / f"{name}.safetensors", base / f"{name}.json"
+
+
+def available(name: str = SUDOKU) -> bool:
+    w, c = _files(name)
+    return w.is_file() and c.is_file()
+
+
+def load_sudoku(name: str = SUDOKU):
+    """The shipped Sudoku AKOrN (eval mode) and its training record."""
+    from akorn.sudoku.experiment import SudokuConfig, SudokuExperiment
+    from akorn.engine.config import from_dict
+
+    w, c = _files(name)
+    if not (w.is_file() and c.is_file()):
+        raise UserError(f"pretrained model {name!r} is not in this installation")
+    record = json.loads(c.read_text())
+    cfg = from_dict(SudokuConfig, record["config"], str(c))
+    model = SudokuExperiment().build_model(cfg)
+    model.load_state_dict(load_weights(w))
+    model.eval()
+    return model, record

@@ -1,0 +1,1 @@
+"""Sudoku reasoning with AKOrN: data, solver and generator, models, training, inference."""

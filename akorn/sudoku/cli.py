@@ -1,0 +1,247 @@
+"""``akorn sudoku ...``: train, eval, solve, generate, download, extension."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from akorn.errors import UserError
+
+
+def add_parser(sub):
+    p = sub.add_parser("sudoku", help="Sudoku reasoning: train, evaluate, solve, generate puzzles")
+    s = p.add_subparsers(dest="action", required=True)
+
+    t = s.add_parser("train", help="train a Sudoku model (key=value overrides, e.g. preset=cpu epochs=5)")
+    t.add_argument("--config", help="YAML file of key: value overrides")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("overrides", nargs="*", help="key=value config overrides")
+    t.set_defaults(func=cmd_train)
+
+    e = s.add_parser("eval", help="evaluate a run's checkpoint (EMA weights) from its folder alone")
+    e.add_argument("run", help="run folder, or 'pretrained' for the shipped model")
+    e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED]")
+    e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
+    e.add_argument("--T", type=int, default=None, help="Kuramoto steps at test time (default: as trained)")
+    e.add_argument("--K", type=int, default=1, help="random initial states per board")
+    e.add_argument("--select", choices=["energy", "confidence"], default="energy")
+    e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
+    e.add_argument("--tol", type=float, default=0.0, help="early exit when every state changes less than this")
+    e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
+    e.add_argument("--chunk", type=int, default=100, help="rows (boards x candidates) per forward pass")
+    e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", help="also write the report to this JSON file")
+    e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
+    e.set_defaults(func=cmd_eval)
+
+    v = s.add_parser("solve", help="solve puzzles (81 chars, 0 or . for blanks) from arguments, --file or stdin")
+    v.add_argument("puzzles", nargs="*")
+    v.add_argument("--file", help="file of puzzles, one a line ('-' for stdin)")
+    v.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
+    v.add_argument("--T", type=int, default=None)
+    v.add_argument("--K", type=int, default=16, help="random starts per puzzle (energy voting)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--plain", action="store_true", help="print solutions as 81-character lines")
+    v.set_defaults(func=cmd_solve)
+
+    g = s.add_parser("generate", help="generate puzzles with unique solutions as quiz,solution CSV")
+    g.add_argument("n", type=int)
+    g.add_argument("--givens", default="31-42", help="range of clue counts, e.g. 31-42 (SATNet-like) or 17-34")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="output CSV (.csv, .csv.xz or .csv.gz)")
+    g.set_defaults(func=cmd_generate)
+
+    d = s.add_parser("download", help="download the SATNet or RRN data set (needs internet)")
+    d.add_argument("name", choices=["satnet", "rrn"])
+    d.add_argument("--data-dir", default="data")
+    d.set_defaults(func=cmd_download)
+
+    x = s.add_parser("extension", help="board accuracy against T_eval for one or more runs (table and plot)")
+    x.add_argument("runs", nargs="+", help="run folders (or 'pretrained')")
+    x.add_argument("--data", required=True)
+    x.add_argument("--split", default="test")
+    x.add_argument("--T", default="16,32,64,128,256,512", help="comma-separated T_eval values")
+    x.add_argument("--limit", type=int, default=0)
+    x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
+    x.set_defaults(func=cmd_extension)
+
+
+def _load_model(spec: str, overrides=None):
+    from akorn import pretrained
+    from akorn.engine.trainer import load_run
+    from akorn.sudoku.experiment import SudokuExperiment
+
+    if spec == "pretrained":
+        model, record = pretrained.load_sudoku()
+        return model, record["config"]["model"] if "model" in record["config"] else "akorn"
+    model, cfg, _ = load_run(SudokuExperiment(), spec, overrides)
+    return model, cfg.model
+
+
+def cmd_train(args):
+    from akorn.engine.config import from_dict, resolve
+    from akorn.engine.trainer import RunFolder, train
+    from akorn.sudoku.experiment import PRESETS, SudokuConfig, SudokuExperiment
+
+    exp = SudokuExperiment()
+    if args.resume:
+        base = from_dict(SudokuConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
+        cfg = resolve(SudokuConfig, args.overrides, args.config, PRESETS, base=base)
+    else:
+        cfg = resolve(SudokuConfig, args.overrides, args.config, PRESETS)
+    run = train(exp, cfg, resume=args.resume)
+    print(f"run folder: {run}")
+
+
+def _eval_report(model, ds, args) -> dict:
+    from akorn.sudoku.inference import accuracy, predict
+
+    t0 = time.time()
+    pred = predict(model, ds.quiz, steps=args.T, candidates=args.K, select=args.select, energy_reduce=args.energy,
+                   chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision)
+    acc = accuracy(pred.digits, ds.solution, ds.quiz)
+    acc.update(seconds=round(time.time() - t0, 2), T=args.T or model.steps, K=args.K, select=args.select,
+               energy=args.energy, tol=args.tol, mean_steps_run=pred.steps_run, data=args.data)
+    return acc
+
+
+def cmd_eval(args):
+    from akorn.sudoku import data as sdata
+
+    model, _ = _load_model(args.run, args.overrides)
+    ds = sdata.load(args.data, args.split)
+    if args.limit:
+        ds = ds[: args.limit]
+    rep = _eval_report(model, ds, args)
+    print(f"boards {rep['boards']}  T={rep['T']}  K={rep['K']}  select={rep['select']}  ({rep['seconds']} s)")
+    print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%")
+    print("givens  boards  board_acc")
+    for g, r in rep["by_givens"].items():
+        print(f"{g:6d}  {r['boards']:6d}  {100 * r['board_acc']:8.2f}%")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=2))
+
+
+def format_grid(grid) -> str:
+    lines = []
+    for r in range(9):
+        if r and r % 3 == 0:
+            lines.append("------+-------+------")
+        row = grid[9 * r : 9 * r + 9]
+        lines.append(" | ".join(" ".join(str(d) if d else "." for d in row[i : i + 3]) for i in (0, 3, 6)))
+    return "\n".join(lines)
+
+
+def cmd_solve(args):
+    from akorn.sudoku import data as sdata
+    from akorn.sudoku.inference import predict
+    from akorn.sudoku.solver import is_valid_solution
+
+    lines = list(args.puzzles)
+    source = "argument"
+    if args.file:
+        source = args.file
+        fh = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        lines += fh.read().splitlines()
+    elif not lines and not sys.stdin.isatty():
+        source = "stdin"
+        lines = sys.stdin.read().splitlines()
+    if not lines:
+        raise UserError("no puzzles given: pass them as arguments, with --file, or on stdin")
+    grids, errors = sdata.read_puzzles(lines, source)
+    good = [g for g in grids if g is not None]
+    digits = None
+    if good:
+        model, _ = _load_model(args.model)
+        digits = predict(model, torch.tensor(good), steps=args.T, candidates=args.K, seed=args.seed).digits.tolist()
+    it = iter(digits or [])
+    n_bad = 0
+    for i, (g, err) in enumerate(zip(grids, errors), 1):
+        if g is None:
+            print(f"puzzle {i}: not solved: {err}")
+            n_bad += 1
+            continue
+        sol = next(it)
+        ok = is_valid_solution(sol, g)
+        if args.plain:
+            print("".join(map(str, sol)) + ("" if ok else "  # INVALID: the network's answer breaks the rules"))
+            n_bad += not ok
+            continue
+        print(f"puzzle {i}: " + ("solved" if ok else "NOT solved: the network's answer breaks the rules (shown below)"))
+        print(format_grid(sol))
+        print()
+        n_bad += not ok
+    if n_bad:
+        sys.exit(1)
+
+
+def cmd_generate(args):
+    from akorn.sudoku import data as sdata
+
+    try:
+        lo, hi = (int(v) for v in args.givens.split("-"))
+    except ValueError:
+        raise UserError(f"--givens must look like 31-42, got {args.givens!r}") from None
+    if not 17 <= lo <= hi <= 80:
+        raise UserError(f"--givens must satisfy 17 <= LO <= HI <= 80, got {args.givens}")
+    t0 = time.time()
+    ds = sdata.generate_set(args.n, (lo, hi), args.seed)
+    dt = time.time() - t0
+    sdata.write_csv(ds, args.out)
+    print(f"{args.n} puzzles ({lo}-{hi} givens) in {dt:.1f} s: {args.n / dt:.1f} puzzles/s -> {args.out}")
+
+
+def cmd_download(args):
+    from akorn.sudoku import data as sdata
+
+    print(sdata.download(args.name, args.data_dir))
+
+
+def cmd_extension(args):
+    from akorn.sudoku import data as sdata
+    from akorn.sudoku.inference import accuracy, predict
+
+    ts = [int(t) for t in args.T.split(",")]
+    ds = sdata.load(args.data, args.split)
+    if args.limit:
+        ds = ds[: args.limit]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for spec in args.runs:
+        model, kind = _load_model(spec)
+        label = f"{kind} ({Path(spec).name})"
+        results[label] = {}
+        for T in ts:
+            pred = predict(model, ds.quiz, steps=T)
+            results[label][T] = accuracy(pred.digits, ds.solution, ds.quiz)["board_acc"]
+            print(f"{label}  T={T}  board accuracy {100 * results[label][T]:.2f}%", flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    header = "| model | " + " | ".join(f"T={t}" for t in ts) + " |"
+    rows = [header, "|" + "---|" * (len(ts) + 1)]
+    for label, r in results.items():
+        rows.append(f"| {label} | " + " | ".join(f"{100 * r[t]:.1f}" for t in ts) + " |")
+    (out / "table.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for label, r in results.items():
+            ax.plot(ts, [100 * r[t] for t in ts], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("T_eval")
+        ax.set_ylabel("board accuracy (%)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "plot.png", dpi=120)
+    except ImportError:
+        print("matplotlib not installed: no plot written")
