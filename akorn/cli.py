@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     from akorn.sudoku import cli as sudoku_cli
 
     sudoku_cli.add_parser(sub)
+    from akorn.viz import cli as viz_cli
+
+    viz_cli.add_parser(sub)
     d = sub.add_parser("demo", help="solve a few freshly generated puzzles with the shipped Sudoku model")
     d.add_argument("--n", type=int, default=3)
     d.add_argument("--seed", type=int, default=0)

@@ -65,5 +65,5 @@ def order_parameter(x: torch.Tensor, n: int, channel_dim: int = 1, dims=None) ->
     xs, d = split_oscillators(x, n, channel_dim)
     if dims is None:
         dims = tuple(i for i in range(1, xs.ndim) if i not in (d - 1, d))
-    mean = xs.mean(dim=dims, keepdim=True)
-    return mean.norm(dim=d).mean(dim=tuple(range(1, mean.ndim - 1)))
+    r = xs.mean(dim=dims, keepdim=True).norm(dim=d)
+    return r.mean(dim=tuple(range(1, r.ndim)))

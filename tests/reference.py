@@ -104,3 +104,30 @@ def reference_run(layer, x: torch.Tensor, c: torch.Tensor, steps: int):
         xu = norm_osc(xu + gamma * drift)
         states.append(xu)
     return [from_units(s, x) for s in states], torch.stack(energies, 1)
+
+
+def reference_forward(layer, x: torch.Tensor, c: torch.Tensor, steps: int) -> torch.Tensor:
+    """Final state only (native layout), for timing the plain implementation."""
+    n, C = layer.n, layer.channels
+    tokens = layer.coupling.layout == "tokens"
+    if not tokens:
+        raise ValueError("reference_forward times the attention coupling (tokens layout)")
+    if layer.c_norm is not None:
+        gn = layer.c_norm
+        c = F.group_norm(c.transpose(1, 2), gn.num_groups, gn.weight, gn.bias, gn.eps).transpose(1, 2)
+    om = dense_omega(layer)
+    shape = (x.shape[0], x.shape[1], C // n, n)
+
+    def norm_osc(t):
+        tt = t.reshape(shape)
+        return (tt / torch.sqrt((tt * tt).sum(-1, keepdim=True))).reshape(t.shape)
+
+    xu = norm_osc(x)
+    for _ in range(steps):
+        y = reference_attention(layer.coupling, xu) + c
+        xs, ys = xu.reshape(shape), y.reshape(shape)
+        drift = (ys - (xs * ys).sum(-1, keepdim=True) * xs).reshape(xu.shape)
+        if om is not None:
+            drift = drift + xu @ om.T
+        xu = norm_osc(xu + layer.gamma * drift)
+    return xu

@@ -229,19 +229,8 @@ def cmd_extension(args):
     (out / "table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     try:
-        import matplotlib
+        from akorn.viz.plots import plot_accuracy_vs_steps
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for label, r in results.items():
-            ax.plot(ts, [100 * r[t] for t in ts], marker="o", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("T_eval")
-        ax.set_ylabel("board accuracy (%)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "plot.png", dpi=120)
+        plot_accuracy_vs_steps(results, out / "plot.png")
     except ImportError:
-        print("matplotlib not installed: no plot written")
+        print("matplotlib not installed: no plot written (pip install matplotlib)")

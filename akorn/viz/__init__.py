@@ -1,0 +1,1 @@
+"""Seeing synchronisation: projections of oscillator states to colour, animations, plots, an index page."""

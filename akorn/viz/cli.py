@@ -1,0 +1,166 @@
+"""``akorn viz ...``: waves, sudoku -- every output in one folder with an index.html."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from akorn.errors import UserError
+
+
+def add_parser(sub):
+    p = sub.add_parser("viz", help="watch oscillators synchronise: waves, Sudoku dynamics, plots")
+    s = p.add_subparsers(dest="action", required=True)
+
+    w = s.add_parser("waves", help="travelling waves of one Kuramoto layer driven by an image")
+    w.add_argument("image", nargs="?", help="image file (default: a built-in picture)")
+    w.add_argument("--out", default="viz-waves", help="output folder")
+    w.add_argument("--size", type=int, default=64, help="resize the image to SIZE x SIZE (0: keep)")
+    w.add_argument("--mask", help="mask image (non-zero = object); masked and unmasked runs side by side")
+    w.add_argument("--threshold", type=float, help="object = pixels brighter than this (0..1), instead of --mask")
+    w.add_argument("--T", type=int, default=96, help="Kuramoto steps")
+    w.add_argument("--N", type=int, default=2, help="oscillator dimension")
+    w.add_argument("--oscillators", type=int, default=4, help="oscillators per pixel (channels = N x this)")
+    w.add_argument("--kernel", type=int, default=9, help="conv coupling kernel size (odd)")
+    w.add_argument("--gamma", type=float, default=0.5)
+    w.add_argument("--omega", type=float, default=0.3, help="natural frequency ω (even N)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--projection", choices=["pca", "tsne", "umap", "phase"], default=None,
+                   help="state colouring (default: phase wheel for N=2, PCA otherwise)")
+    w.add_argument("--fps", type=int, default=12)
+    w.set_defaults(func=cmd_waves)
+
+    k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
+    k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
+    k.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
+    k.add_argument("--T", type=int, default=None, help="steps (default: as trained)")
+    k.add_argument("--out", default="viz-sudoku")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--fps", type=int, default=8)
+    k.set_defaults(func=cmd_sudoku)
+
+    a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
+    a.add_argument("results", help="results.json written by 'akorn sudoku extension'")
+    a.add_argument("--out", default="viz-accuracy")
+    a.set_defaults(func=cmd_accuracy)
+
+
+def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:
+    from akorn.viz.projection import phase_colours, project_states
+
+    method = method or ("phase" if n == 2 else "pca")
+    if method == "phase":
+        if n != 2:
+            raise UserError("--projection phase needs N=2")
+        return phase_colours(states)
+    return project_states(states, method)
+
+
+def cmd_waves(args):
+    from akorn.viz import media, plots, waves
+
+    out = media.ensure_out_dir(args.out)
+    if args.image:
+        from PIL import Image
+
+        original = None
+        try:
+            with Image.open(args.image) as im:
+                original = (im.height, im.width)
+        except (OSError, ValueError):
+            pass
+        image = waves.load_image(args.image, args.size)
+    else:
+        original = None
+        image = waves.default_image(args.size or 64)
+    H, W, _ = image.shape
+    mask = None
+    if args.mask:
+        mask = waves.load_mask(args.mask, (H, W), original)
+    elif args.threshold is not None:
+        mask = image.mean(-1) > args.threshold
+    if args.kernel < 1 or args.kernel % 2 == 0:
+        raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
+    if args.T < 1:
+        raise UserError(f"--T must be positive, got {args.T}")
+    kw = dict(n=args.N, oscillators=args.oscillators, steps=args.T, kernel_size=args.kernel, gamma=args.gamma,
+              omega=args.omega, seed=args.seed)
+    try:
+        runs = {"unmasked": waves.run_waves(image, None, **kw)}
+        if mask is not None:
+            runs["masked"] = waves.run_waves(image, mask, **kw)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    # colour all runs jointly so the same colour means the same state everywhere
+    joint = torch.cat([r[0] for r in runs.values()], 1)
+    colours = _colour(joint, args.projection, args.N)
+    T1 = colours.shape[0]
+    panels = np.split(colours.reshape(T1, len(runs), H, W, 3), len(runs), axis=1)
+    sep = np.ones((T1, H, 2, 3), np.float32)
+    inputs = np.repeat(image[None], T1, 0)
+    tiles = [inputs]
+    for pnl in panels:
+        tiles += [sep, pnl[:, 0]]
+    frames = media.upscale(np.concatenate(tiles, 2), max(1, 160 // H))
+    media.write_gif(frames, out / "waves.gif", args.fps)
+    mp4 = media.write_mp4(frames, out / "waves.mp4", args.fps)
+    media.write_png(frames[-1], out / "waves-last.png")
+    plots.plot_curves({k: r[1].numpy() for k, r in runs.items()}, out / "energy.png", "step", "energy E(x)",
+                      "energy against step")
+    curves = {}
+    for name, (states, _, _) in runs.items():
+        for k, v in waves.order_curves(states, args.N, mask).items():
+            curves[f"{name}: {k}"] = v
+    plots.plot_curves(curves, out / "order.png", "step", "order parameter R", "synchrony against step")
+    media.write_index(out, "akorn: travelling waves")
+    print(f"wrote {out}/waves.gif" + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
+          + ", energy.png, order.png, index.html")
+
+
+def cmd_sudoku(args):
+    from akorn.sudoku import data as sdata
+    from akorn.sudoku.cli import _load_model
+    from akorn.sudoku.models import SudokuAKOrN
+    from akorn.sudoku.solver import solve
+    from akorn.viz import media, plots
+    from akorn.viz.sudoku_viz import render_frames, trace_board
+
+    out = media.ensure_out_dir(args.out)
+    if args.puzzle:
+        grids, errors = sdata.read_puzzles([args.puzzle], "puzzle")
+        if grids[0] is None:
+            raise UserError(errors[0])
+        quiz = torch.tensor(grids[0])
+    else:
+        quiz = sdata.generate_set(1, (30, 34), seed=args.seed).quiz[0].long()
+    model, _ = _load_model(args.model)
+    if not isinstance(model, SudokuAKOrN):
+        raise UserError("oscillator videos need an AKOrN model, not a baseline")
+    sols = solve(quiz.tolist(), limit=1)
+    solution = torch.tensor(sols[0]) if sols else None
+    states, digits, energies = trace_board(model, quiz, args.T or model.steps, args.seed)
+    colours = _colour(states, "pca", model.n)
+    frames = render_frames(colours, digits, quiz, solution, energies)
+    media.write_gif(frames, out / "sudoku.gif", args.fps)
+    media.write_mp4(frames, out / "sudoku.mp4", args.fps)
+    media.write_png(frames[-1], out / "sudoku-last.png")
+    plots.plot_curves({"energy": energies}, out / "sudoku-energy.png", "step", "energy E(x)", "Sudoku: energy")
+    media.write_index(out, "akorn: a Sudoku board settling")
+    right = None if solution is None else bool((digits[-1] == solution).all())
+    print(f"wrote {out}/sudoku.gif, sudoku-energy.png, index.html; final board "
+          + ("correct" if right else "not correct" if right is not None else "(no solution exists)"))
+
+
+def cmd_accuracy(args):
+    from akorn.viz import media, plots
+
+    out = media.ensure_out_dir(args.out)
+    try:
+        results = json.loads(Path(args.results).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {args.results}: {e}") from None
+    plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
+    media.write_index(out, "akorn: test-time extension")
+    print(f"wrote {out}/accuracy-vs-T.png")

@@ -1,0 +1,66 @@
+"""Oscillator states -> colours, jointly over all units and steps so colours compare across time."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from akorn.errors import UserError
+
+
+def _minmax(z: np.ndarray) -> np.ndarray:
+    lo, hi = z.min(0, keepdims=True), z.max(0, keepdims=True)
+    return (z - lo) / np.maximum(hi - lo, 1e-8)
+
+
+def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """``(T, U, D)`` states (T steps, U units, D features) -> ``(T, U, 3)`` colours in [0, 1].
+
+    ``pca`` (default), ``tsne`` (scikit-learn) or ``umap`` (umap-learn), fitted once over every
+    unit at every step.
+    """
+    if states.ndim != 3:
+        raise UserError(f"states must be (T, U, D), got shape {tuple(states.shape)}")
+    T, U, D = states.shape
+    flat = states.reshape(T * U, D).double()
+    if method == "pca":
+        centred = flat - flat.mean(0, keepdim=True)
+        k = min(3, D)
+        _, _, V = torch.linalg.svd(centred, full_matrices=False)
+        z = (centred @ V[:k].T).numpy()
+        if k < 3:
+            z = np.concatenate([z, np.zeros((z.shape[0], 3 - k))], 1)
+    elif method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            raise UserError("t-SNE needs scikit-learn: pip install scikit-learn") from None
+        z = TSNE(3, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (T * U - 1) / 3))).fit_transform(
+            flat.numpy())
+    elif method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise UserError("UMAP needs umap-learn: pip install umap-learn") from None
+        z = umap.UMAP(n_components=3, random_state=seed).fit_transform(flat.numpy())
+    else:
+        raise UserError(f"unknown projection {method!r}; choose pca, tsne or umap")
+    return _minmax(z).reshape(T, U, 3).astype(np.float32)
+
+
+def phase_colours(states: torch.Tensor, oscillator: int = 0) -> np.ndarray:
+    """Phase-wheel colouring for N = 2: hue = angle of the chosen 2-D oscillator. ``(T, U, D)`` -> ``(T, U, 3)``."""
+    a, b = states[..., 2 * oscillator].double(), states[..., 2 * oscillator + 1].double()
+    hue = ((torch.atan2(b, a) / (2 * math.pi)) % 1.0).numpy()
+    return hsv_to_rgb(hue, np.ones_like(hue), np.ones_like(hue))
+
+
+def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    r = np.choose(i, [v, q, p, p, t, v])
+    g = np.choose(i, [t, v, v, q, p, p])
+    b = np.choose(i, [p, p, t, v, v, q])
+    return np.stack([r, g, b], -1).astype(np.float32)

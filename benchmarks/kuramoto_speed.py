@@ -1,0 +1,140 @@
+"""Forward+backward speed and peak memory of one attention Kuramoto layer at the papers' sizes.
+
+Prints a table: median seconds per iteration (after warm-up), peak resident memory of a
+fresh process per configuration, and achieved matmul GFLOP/s, for
+
+* akorn (eager), akorn with activation checkpointing, akorn with torch.compile (opt-in),
+  each in float32 and bf16 autocast;
+* the plain implementation written straight from the equations (tests/reference.py);
+* optionally the authors' layer, imported from a checkout you point at with --authors-repo.
+
+Usage::
+
+    python benchmarks/kuramoto_speed.py --size sudoku            # C=512, 9x9 GTA, batch 100, T=16
+    python benchmarks/kuramoto_speed.py --size objects           # C=256, 16x16 GTA, batch 8, T=8
+    python benchmarks/kuramoto_speed.py --size sudoku --authors-repo /path/to/akorn-authors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {
+    "sudoku": dict(channels=512, n=4, heads=8, grid=(9, 9), batch=100, steps=16),
+    "objects": dict(channels=256, n=4, heads=8, grid=(16, 16), batch=8, steps=8),
+}
+
+
+def matmul_flops(size: dict) -> float:
+    """Forward+backward matmul FLOPs: projections (q, k, v, o) and attention, backward = 2x forward."""
+    B, C, T = size["batch"], size["channels"], size["steps"]
+    L = size["grid"][0] * size["grid"][1]
+    per_step = B * L * C * 4 * C * 2 + 2 * 2 * B * L * L * C
+    return 3 * T * per_step
+
+
+def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_repo: str | None) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    size = SIZES[size_name]
+    torch.manual_seed(0)
+    B, C, n, T = size["batch"], size["channels"], size["n"], size["steps"]
+    L = size["grid"][0] * size["grid"][1]
+    from akorn import KuramotoLayer
+
+    layer = KuramotoLayer(C, n=n, coupling="attn", heads=size["heads"], grid=size["grid"], omega="global",
+                          omega_init=0.5, c_norm=None, learn_gamma=True, steps=T, check_inputs=False,
+                          checkpoint=impl == "akorn-checkpoint", compile=impl == "akorn-compile")
+    x = torch.randn(B, L, C)
+    c = torch.randn(B, L, C)
+    if impl.startswith("akorn"):
+        def fwd():
+            return layer(x, c)
+    elif impl == "reference":
+        from tests.reference import reference_forward
+
+        def fwd():
+            return reference_forward(layer, x, c, T)
+    elif impl == "authors":
+        sys.path.insert(0, authors_repo)
+        from source.layers.klayer import KLayer  # the authors' layer, from the checkout given
+
+        H, W = size["grid"]
+        ref = KLayer(n, C, J="attn", c_norm=None, use_omega=True, init_omg=0.5, gta=True, hw=[H, W],
+                     global_omg=True, heads=size["heads"], learn_omg=True)
+        gamma = torch.nn.Parameter(torch.ones(1))
+        xi, ci = x.transpose(1, 2).reshape(B, C, H, W), c.transpose(1, 2).reshape(B, C, H, W)
+
+        def fwd():
+            return ref(xi, ci, T, gamma)[0][-1]
+    else:
+        raise SystemExit(f"unknown implementation {impl}")
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = fwd()
+        out.float().square().sum().backward()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times[1:])
+    return {"impl": impl, "size": size_name, "precision": precision, "sec_per_iter": med,
+            "first_iter": times[0], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "gflops": matmul_flops(size) / med / 1e9, "threads": torch.get_num_threads()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="sudoku")
+    p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-compile,reference",
+                   help="comma-separated: akorn, akorn-checkpoint, akorn-compile, reference, authors")
+    p.add_argument("--precision", default="fp32,bf16")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--authors-repo", help="path to a checkout of the authors' code to time their layer too")
+    p.add_argument("--json", help="write results to this file")
+    p.add_argument("--_one", nargs=3, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a._one:
+        print(json.dumps(run_one(a._one[0], a.size, a._one[1], int(a._one[2]), a.authors_repo)))
+        return
+    impls = a.impl.split(",")
+    if a.authors_repo and "authors" not in impls:
+        impls.append("authors")
+    rows = []
+    size = SIZES[a.size]
+    print(f"size {a.size}: {size}; fwd+bwd matmul work {matmul_flops(size) / 1e9:.0f} GFLOP per iteration")
+    print(f"{'implementation':18s} {'precision':9s} {'s/iter':>8s} {'1st iter':>8s} {'peak MB':>8s} {'GFLOP/s':>8s}")
+    for impl in impls:
+        for prec in a.precision.split(","):
+            if impl in ("reference", "authors") and prec == "bf16":
+                continue
+            cmd = [sys.executable, __file__, "--size", a.size, "--_one", impl, prec, str(a.repeats)]
+            if a.authors_repo:
+                cmd += ["--authors-repo", a.authors_repo]
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if r.returncode:
+                print(f"{impl:18s} {prec:9s} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+                continue
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(res)
+            print(f"{impl:18s} {prec:9s} {res['sec_per_iter']:8.2f} {res['first_iter']:8.2f} {res['peak_mb']:8.0f} "
+                  f"{res['gflops']:8.1f}", flush=True)
+    base = {r["precision"]: r["sec_per_iter"] for r in rows if r["impl"] == "authors"}
+    if base:
+        for r in rows:
+            if r["precision"] in base or "fp32" in base:
+                print(f"  {r['impl']} {r['precision']}: {base.get('fp32') / r['sec_per_iter']:.1f}x faster than authors fp32")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The engine's guarantees: configs, checkpoints, exact resume after SIGKILL, torchrun equivalence."""
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from akorn.engine import checkpoint as ck
+from akorn.engine.config import resolve
+from akorn.errors import UserError
+from akorn.sudoku.experiment import PRESETS, SudokuConfig
+from tests.conftest import ROOT, run_cli
+
+TINY = ["preset=tiny", "threads=1"]
+
+
+def _train_args(data, out, name, *extra):
+    return ["sudoku", "train", *TINY, f"data={data}", f"eval_data={data}", f"out_dir={out}", f"name={name}", *extra]
+
+
+def _final_weights(run: Path):
+    last = ck.list_checkpoints(run / "checkpoints")[-1]
+    return load_file(last / "model.safetensors"), load_file(last / "ema.safetensors"), last.name
+
+
+def test_config_layers_and_errors(tmp_path):
+    cfg = resolve(SudokuConfig, ["preset=cpu", "lr=5e-4", "compile=false"], presets=PRESETS)
+    assert cfg.channels == 64 and cfg.lr == 5e-4 and cfg.compile is False
+    yml = tmp_path / "c.yaml"
+    yml.write_text("epochs: 7\nsteps: 8\n")
+    cfg = resolve(SudokuConfig, ["steps=12"], str(yml))
+    assert cfg.epochs == 7 and cfg.steps == 12  # command line wins over the file
+    with pytest.raises(UserError, match="did you mean 'epochs'"):
+        resolve(SudokuConfig, ["epoch=3"])
+    with pytest.raises(UserError, match="expects an integer"):
+        resolve(SudokuConfig, ["epochs=three"])
+    with pytest.raises(UserError, match="true/false"):
+        resolve(SudokuConfig, ["compile=maybe"])
+    with pytest.raises(UserError, match="unknown preset"):
+        resolve(SudokuConfig, ["preset=huge"], presets=PRESETS)
+    with pytest.raises(UserError, match="model must be"):
+        resolve(SudokuConfig, ["model=lstm"])
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, puzzle_csv):
+    r = run_cli("sudoku", "train", "bacth_size=5")
+    assert r.returncode == 2 and "did you mean 'batch_size'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = run_cli(*_train_args(puzzle_csv, blocker, "x"))
+    assert r.returncode == 2 and "not writable" in r.stderr
+    r = run_cli("sudoku", "eval", tmp_path / "nope", "--data", puzzle_csv)
+    assert r.returncode == 2 and "run folder not found" in r.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"experiment": "objects", "config": {}}))
+    r = run_cli("sudoku", "eval", other, "--data", puzzle_csv)
+    assert r.returncode == 2 and "from experiment 'objects'" in r.stderr
+    r = run_cli("sudoku", "train", "data=/no/such/file.csv", f"out_dir={tmp_path / 'o'}", "name=x")
+    assert r.returncode == 2 and "data not found" in r.stderr
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_corrupt_and_missing_checkpoints(tmp_path, puzzle_csv):
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "run", "max_steps=2"))
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    last = ck.list_checkpoints(run / "checkpoints")[-1]
+    (last / "model.safetensors").write_bytes(b"not a safetensors file")
+    r = run_cli("sudoku", "eval", run, "--data", puzzle_csv, "--limit", "2")
+    assert r.returncode == 2 and "corrupt weights file" in r.stderr
+    r = run_cli("sudoku", "train", "--resume", run)
+    assert r.returncode == 2 and "corrupt weights file" in r.stderr
+    for p in (run / "checkpoints").iterdir():
+        shutil.rmtree(p)
+    r = run_cli("sudoku", "eval", run, "--data", puzzle_csv)
+    assert r.returncode == 2 and "has no checkpoint" in r.stderr
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    d = tmp_path / "satnet"
+    d.mkdir()
+    with open(d / "features.pt", "wb") as f:
+        pickle.dump(Evil(), f)
+    torch.save(torch.zeros(1, 9, 9, 9), d / "labels.pt")
+    from akorn.sudoku.data import read_satnet
+
+    with pytest.raises(UserError, match="refusing to load"):
+        read_satnet(d)
+    assert not marker.exists()
+
+
+def test_checkpoint_roundtrip_keeps_last_n(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    for step in range(1, 6):
+        ck.save_checkpoint(tmp_path, step, model.state_dict(), None, opt.state_dict(), {"experiment": "t"}, keep=2)
+    kept = ck.list_checkpoints(tmp_path)
+    assert [p.name for p in kept] == ["step-00000004", "step-00000005"]
+    loaded = ck.load_checkpoint(kept[-1])
+    opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    opt2.load_state_dict(loaded["optimizer"])
+    a, b = opt.state_dict()["state"][0], opt2.state_dict()["state"][0]
+    assert torch.equal(a["exp_avg"], b["exp_avg"]) and float(a["step"]) == float(b["step"])
+    (tmp_path / "step-00000009.tmp").mkdir()  # a killed write is never picked up
+    assert ck.list_checkpoints(tmp_path)[-1].name == "step-00000005"
+
+
+def test_sigkill_and_resume_is_bitwise_identical(tmp_path, puzzle_csv):
+    extra = ["epochs=6", "checkpoint_every=1"]
+    ref = run_cli(*_train_args(puzzle_csv, tmp_path, "ref", *extra))
+    assert ref.returncode == 0, ref.stderr
+    rng = random.Random()
+    cmd = [sys.executable, "-m", "akorn", *_train_args(puzzle_csv, tmp_path, "killed", *extra)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckdir = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while not ck.list_checkpoints(ckdir) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.5))  # somewhere in the middle of training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ck.list_checkpoints(ckdir)[-1].name
+    res = run_cli("sudoku", "train", "--resume", tmp_path / "killed")
+    assert res.returncode == 0, res.stderr
+    m1, e1, n1 = _final_weights(tmp_path / "ref")
+    m2, e2, n2 = _final_weights(tmp_path / "killed")
+    assert n1 == n2
+    for k in m1:
+        assert torch.equal(m1[k], m2[k]), (k, killed_at)
+    for k in e1:
+        assert torch.equal(e1[k], e2[k]), (k, killed_at)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+             if '"train"' in l]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # redone steps are not logged twice
+
+
+def test_torchrun_two_gloo_processes_match_single_process(tmp_path, puzzle_csv):
+    extra = ["max_steps=3", "batch_size=10", "ema_decay=0"]
+    single = run_cli(*_train_args(puzzle_csv, tmp_path, "single", *extra))
+    assert single.returncode == 0, single.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    port = str(29500 + random.randint(0, 2000))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "akorn", *_train_args(puzzle_csv, tmp_path, "ddp", *extra)]
+    ddp = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a = load_file(ck.list_checkpoints(tmp_path / "single" / "checkpoints")[-1] / "model.safetensors")
+    b = load_file(ck.list_checkpoints(tmp_path / "ddp" / "checkpoints")[-1] / "model.safetensors")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=0), k
+    la = [json.loads(l) for l in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines() if '"train"' in l]
+    lb = [json.loads(l) for l in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines() if '"train"' in l]
+    assert len(la) == len(lb) == 3
+    for x, y in zip(la, lb):
+        assert abs(x["loss"] - y["loss"]) < 1e-5

@@ -1,0 +1,160 @@
+"""Sudoku: readers, solver and generator, inference selection, early exit, the solve command."""
+import gzip
+import lzma
+import random
+
+import pytest
+import torch
+
+from akorn.errors import UserError
+from akorn.sudoku import data as sdata
+from akorn.sudoku import solver
+from akorn.sudoku.inference import accuracy, predict, run_akorn
+from akorn.sudoku.models import SudokuAKOrN, SudokuIterated
+from tests.conftest import run_cli
+
+QUIZ = "200080300060070084030500209000105408000000000402706000301007040720040060004010003"
+SOL = "245981376169273584837564219976125438513498627482736951391657842728349165654812793"
+
+
+def test_solver_solves_and_counts():
+    q = sdata.parse_grid(QUIZ)
+    sols = solver.solve(q, limit=2)
+    assert len(sols) == 1 and "".join(map(str, sols[0])) == SOL
+    assert solver.count_solutions([0] * 81, 2) == 2
+    bad = q[:]
+    bad[1] = 2  # two 2s in row 1
+    assert solver.solve(bad) == [] and "digit 2 twice in row 1" in solver.conflicts(bad)
+
+
+@pytest.mark.parametrize("givens", [36, 26])
+def test_generator_gives_unique_puzzles_with_exact_givens(givens):
+    rng = random.Random(3)
+    for _ in range(3):
+        q, s = solver.generate(givens, rng)
+        assert sum(1 for d in q if d) == givens
+        assert solver.is_valid_solution(s, q) and solver.count_solutions(q, 2) == 1
+
+
+def test_csv_readers_plain_xz_gz_header(tmp_path):
+    body = f"{QUIZ},{SOL}\n{QUIZ.replace('0', '.')},{SOL}\n"
+    (tmp_path / "a.csv").write_text("quizzes,solutions\n" + body)
+    with lzma.open(tmp_path / "a.csv.xz", "wt") as f:
+        f.write(body)
+    with gzip.open(tmp_path / "a.csv.gz", "wt") as f:
+        f.write(body)
+    for name in ("a.csv", "a.csv.xz", "a.csv.gz"):
+        ds = sdata.read_csv(tmp_path / name)
+        assert len(ds) == 2 and ds.quiz.shape == (2, 81) and torch.equal(ds.quiz[0], ds.quiz[1])
+        assert int(ds.givens()[0]) == sum(c != "0" for c in QUIZ)
+
+
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        (f"{QUIZ[:-1]},{SOL}", "81 cells"),
+        (f"{QUIZ[:-1]}x,{SOL}", "unexpected characters 'x'"),
+        (f"{QUIZ}", "expected 'quiz,solution'"),
+        (f"{QUIZ},{SOL[:-1]}4", "not a valid grid"),
+    ],
+)
+def test_malformed_rows_name_file_and_line(tmp_path, row, match):
+    f = tmp_path / "bad.csv"
+    f.write_text(f"{QUIZ},{SOL}\n{row}\n")
+    with pytest.raises(UserError, match=rf"bad.csv:2: .*{match}"):
+        sdata.read_csv(f)
+
+
+def test_satnet_original_format_and_split(tmp_path):
+    grids = torch.tensor([sdata.parse_grid(QUIZ)] * 3)
+    sols = torch.tensor([sdata.parse_grid(SOL)] * 3)
+
+    def onehot(g):
+        out = torch.zeros(g.shape[0], 81, 9)
+        m = g > 0
+        out[m, g[m] - 1] = 1
+        return out.view(-1, 9, 9, 9)
+
+    torch.save(onehot(grids), tmp_path / "features.pt")
+    torch.save(onehot(sols), tmp_path / "labels.pt")
+    full = sdata.read_satnet(tmp_path)
+    assert torch.equal(full.quiz, grids.to(torch.uint8)) and torch.equal(full.solution, sols.to(torch.uint8))
+    assert len(sdata.load(str(tmp_path), "train")) == 3 and len(sdata.load(str(tmp_path), "test")) == 0
+
+
+def test_plain_puzzle_lists_report_bad_lines_and_keep_good_ones():
+    lines = [QUIZ, QUIZ.replace("0", "."), "12", "11" + QUIZ[2:], "# comment", QUIZ[:-1] + "?"]
+    grids, errors = sdata.read_puzzles(lines, "in")
+    assert [g is not None for g in grids] == [True, True, False, False, False]
+    assert "in:3: a puzzle has 81 cells" in errors[2]
+    assert "contradictory clues" in errors[3] and "row 1" in errors[3]
+    assert "unexpected characters '?'" in errors[4]
+
+
+def test_accuracy_by_givens():
+    sol = torch.tensor([sdata.parse_grid(SOL)] * 2)
+    quiz = torch.tensor([sdata.parse_grid(QUIZ)] * 2)
+    quiz[1, 0] = 0
+    pred = sol.clone()
+    pred[1, 0] = 1  # wrong digit in a blank cell of board 2
+    acc = accuracy(pred, sol, quiz)
+    g = sum(c != "0" for c in QUIZ)
+    assert acc["board_acc"] == 0.5 and set(acc["by_givens"]) == {g - 1, g}
+    assert acc["by_givens"][g]["board_acc"] == 1.0 and acc["by_givens"][g - 1]["board_acc"] == 0.0
+    blanks = int((quiz == 0).sum())
+    assert abs(acc["cell_acc"] - (blanks - 1) / blanks) < 1e-9
+
+
+def test_energy_voting_picks_the_lowest_energy_candidate():
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))])
+    K = 5
+    out = predict(model, quiz, candidates=K, select="energy", seed=11, chunk=1000)
+    gen = torch.Generator().manual_seed(11)
+    logits, score, _ = run_akorn(model, quiz.repeat_interleave(K, 0), 3, gen)
+    digits = torch.where(quiz.repeat_interleave(K, 0) > 0, quiz.repeat_interleave(K, 0), logits.argmax(-1) + 1)
+    pick = score.view(2, K).argmin(1)
+    for b in range(2):
+        assert torch.equal(out.digits[b], digits[b * K + pick[b]])
+    conf = predict(model, quiz, candidates=K, select="confidence", seed=11, chunk=3)
+    assert conf.digits.shape == (2, 81)
+    # chunking changes nothing: same rows, same random stream
+    assert torch.equal(predict(model, quiz, candidates=K, seed=11, chunk=3).digits, out.digits)
+
+
+def test_early_exit_stops_when_states_settle():
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ)])
+    assert predict(model, quiz, steps=50, tol=10.0).steps_run == 1
+    assert predict(model, quiz, steps=50, tol=0.0).steps_run == 50
+
+
+def test_baselines_forward_and_shapes():
+    quiz = torch.tensor([sdata.parse_grid(QUIZ)])
+    assert SudokuIterated(32, heads=4, blocks=2, steps=2)(quiz).shape == (1, 81, 9)
+    with pytest.raises(ValueError, match=r"\(B, 81\)"):
+        SudokuAKOrN(16, heads=2)(torch.zeros(1, 80, dtype=torch.long))
+
+
+def test_solve_command_reports_bad_puzzles_and_wrong_answers(tmp_path, puzzle_csv):
+    r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", f"data={puzzle_csv}",
+                f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--K", "2", QUIZ, "123", "11" + QUIZ[2:])
+    out = r.stdout
+    assert "puzzle 2: not solved: argument:2: a puzzle has 81 cells" in out
+    assert "puzzle 3: not solved" in out and "contradictory clues" in out
+    # an untrained network gets puzzle 1 wrong: it must say so and exit non-zero
+    assert "puzzle 1: NOT solved: the network's answer breaks the rules" in out
+    assert r.returncode == 1
+
+
+def test_generate_command(tmp_path):
+    r = run_cli("sudoku", "generate", "5", "--givens", "34-36", "--out", tmp_path / "g.csv")
+    assert r.returncode == 0 and "puzzles/s" in r.stdout
+    ds = sdata.read_csv(tmp_path / "g.csv")
+    assert len(ds) == 5 and ((ds.givens() >= 34) & (ds.givens() <= 36)).all()
+    r = run_cli("sudoku", "generate", "5", "--givens", "10-12", "--out", tmp_path / "x.csv")
+    assert r.returncode == 2 and "17 <= LO" in r.stderr
