@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     from akorn.sudoku import cli as sudoku_cli
 
     sudoku_cli.add_parser(sub)
+    from akorn.objects import cli as objects_cli
+
+    objects_cli.add_parser(sub)
     from akorn.viz import cli as viz_cli
 
     viz_cli.add_parser(sub)

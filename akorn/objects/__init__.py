@@ -1,0 +1,1 @@
+"""Unsupervised object discovery with AKOrN: datasets, contrastive training, masks from synchrony, metrics."""

@@ -1,0 +1,134 @@
+"""Object discovery: datasets, augmentations, metrics against scikit-learn, masks, bad input."""
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from akorn.errors import UserError
+from akorn.objects import datasets
+from akorn.objects.augment import simclr_views
+from akorn.objects.experiment import nt_xent
+from akorn.objects.masks import cluster_features, uptiled_features
+from akorn.objects.metrics import adjusted_rand_index, fg_ari, mbo
+from akorn.objects.models import ImageAKOrN, ImageIterated
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("name, size, kmin, kmax", [("tetrominoes", 32, 3, 3), ("dsprites", 64, 1, 5),
+                                                    ("clevr-like", 128, 1, 6)])
+def test_generated_datasets_are_deterministic_with_consistent_masks(name, size, kmin, kmax):
+    a, b = datasets.generate(name, 6, seed=3), datasets.generate(name, 6, seed=3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+    assert a.images.shape == (6, size, size, 3) and a.masks.shape == (6, size, size)
+    for img, m in zip(a.images.numpy(), a.masks.numpy()):
+        ids = set(np.unique(m)) - {0}
+        assert ids == set(range(1, len(ids) + 1)) and kmin <= len(ids) <= kmax
+        if name == "tetrominoes":  # black background, coloured objects, every piece 4 blocks of 5x5
+            assert (img[m == 0] == 0).all() and (img[m > 0].max(-1) == 255).all()
+            assert all((m == i).sum() == 100 for i in ids)
+    assert not torch.equal(datasets.generate(name, 2, seed=4).images, a.images[:2])
+
+
+def test_ari_matches_scikit_learn_and_fg_ari_ignores_background():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.integers(0, 4, 200), rng.integers(0, 5, 200)
+        assert abs(adjusted_rand_index(a, b) - adjusted_rand_score(a, b)) < 1e-12
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert adjusted_rand_index(a, a + 7) == pytest.approx(1.0)
+    assert adjusted_rand_index(np.zeros(5), np.zeros(5)) == adjusted_rand_score(np.zeros(5), np.zeros(5))
+    gt = np.array([[0, 0, 1, 1], [0, 0, 2, 2]])
+    pred = np.array([[5, 6, 3, 3], [7, 8, 4, 4]])  # background split arbitrarily: must not matter
+    assert fg_ari(gt, pred) == pytest.approx(1.0)
+
+
+def test_mbo_exact_ious():
+    gt = np.array([[1, 1, 0, 0], [1, 1, 0, 2], [0, 0, 0, 2], [0, 0, 0, 2]])
+    pred = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 2], [0, 0, 0, 2]])
+    # object 1: best IoU with segment 1 = 4/6; object 2: with segment 2 = 2/3
+    assert mbo(gt, pred) == pytest.approx((4 / 6 + 2 / 3) / 2)
+
+
+def test_augmentations_deterministic_and_in_range():
+    x = torch.rand(4, 3, 16, 16)
+    a = simclr_views(x, torch.Generator().manual_seed(1))
+    b = simclr_views(x, torch.Generator().manual_seed(1))
+    c = simclr_views(x, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+def test_nt_xent_prefers_matching_views():
+    z = torch.randn(8, 16)
+    assert nt_xent(z, z, 0.1) < nt_xent(z, torch.randn(8, 16), 0.1)
+
+
+@pytest.mark.parametrize("model", [
+    ImageAKOrN(16, 4, 16, coupling="attn", heads=2, steps=2),
+    ImageAKOrN(16, 4, 16, coupling="conv", steps=2),
+    ImageIterated(16, 4, 16, steps=2, heads=2),
+    ImageIterated(16, 4, 16, steps=2, mixer="conv"),
+])
+def test_models_features_and_uptiling(model):
+    img = torch.rand(2, 3, 16, 16)
+    assert model.features(img).shape == (2, 16, 4, 4)
+    assert model(img).shape == (2, 16)
+    up = uptiled_features(model, img, 2, torch.Generator().manual_seed(0))
+    assert up.shape == (2, 16, 8, 8)
+    with pytest.raises(ValueError, match="16x16"):
+        model.features(torch.rand(1, 3, 20, 20))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model.features(torch.rand(1, 1, 16, 16))
+
+
+def test_identity_omega_model_equals_paper_form_with_half_step():
+    torch.manual_seed(0)
+    ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)
+    paper = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="none", gamma=0.5)
+    paper.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith('gamma')}, strict=False)
+    img = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        a = ref.features(img, torch.Generator().manual_seed(0))
+        b = paper.features(img, torch.Generator().manual_seed(0))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_clustering_recovers_planted_groups_and_rejects_bad_k():
+    feats = torch.zeros(8, 4, 4)
+    feats[0, :2] = 1
+    feats[1, 2:] = 1
+    feats += 0.01 * torch.randn(8, 4, 4)
+    labels = cluster_features(feats, 2)
+    assert adjusted_rand_index(labels[:2].ravel().tolist() + labels[2:].ravel().tolist(), [0] * 8 + [1] * 8) == 1.0
+    with pytest.raises(ValueError, match="more than the 16 patches"):
+        cluster_features(feats, 17)
+
+
+def test_npz_reader_and_bad_files(tmp_path):
+    imgs = np.zeros((3, 8, 8, 3), np.uint8)
+    masks = np.zeros((3, 4, 8, 8, 1), np.uint8)
+    masks[:, 0] = 1
+    masks[:, 0, 2:4, 2:4] = 0
+    masks[:, 2, 2:4, 2:4] = 1
+    np.savez(tmp_path / "d.npz", image=imgs, mask=masks)
+    ds = datasets.read_npz(tmp_path / "d.npz")
+    assert ds.masks.shape == (3, 8, 8) and set(np.unique(ds.masks)) == {0, 2}
+    np.savez(tmp_path / "bad.npz", image=imgs, mask=np.zeros((3, 7, 7), np.uint8))
+    with pytest.raises(UserError, match="do not match"):
+        datasets.read_npz(tmp_path / "bad.npz")
+    with pytest.raises(UserError, match="unknown dataset"):
+        datasets.load("shapes3d", 5, 0)
+
+
+def test_objects_cli_train_eval_and_errors(tmp_path):
+    r = run_cli("objects", "train", "preset=tiny", "threads=1", f"out_dir={tmp_path}", "name=t")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("objects", "eval", tmp_path / "t", "--limit", "4", "--uptile", "2")
+    assert r.returncode == 0, r.stderr
+    assert "FG-ARI" in r.stdout and (tmp_path / "t" / "masks-x2.png").exists()
+    r = run_cli("objects", "eval", tmp_path / "t", "--k", "100")
+    assert r.returncode == 2 and "more than the 64 patches" in r.stderr
+    r = run_cli("objects", "train", "preset=tiny", "data=mnist", f"out_dir={tmp_path}", "name=u")
+    assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr
+    r = run_cli("objects", "train", "preset=tiny", "image_size=30", f"out_dir={tmp_path}", "name=v")
+    assert r.returncode == 2 and "expects 30x30" in r.stderr
