@@ -20,7 +20,7 @@ def available(name: str = SUDOKU) -> bool:
     return w.is_file() and c.is_file()
 
 
-def load_sudoku(name: str = SUDOKU):
+def load_sudoku(name: str = SUDOKU, compile: bool = False):
     """The shipped Sudoku AKOrN (eval mode) and its training record."""
     from akorn.sudoku.experiment import SudokuConfig, SudokuExperiment
     from akorn.engine.config import from_dict
@@ -29,7 +29,7 @@ def load_sudoku(name: str = SUDOKU):
     if not (w.is_file() and c.is_file()):
         raise UserError(f"pretrained model {name!r} is not in this installation")
     record = json.loads(c.read_text())
-    cfg = from_dict(SudokuConfig, record["config"], str(c))
+    cfg = from_dict(SudokuConfig, dict(record["config"], compile=compile), str(c))
     model = SudokuExperiment().build_model(cfg)
     model.load_state_dict(load_weights(w))
     model.eval()

@@ -34,6 +34,7 @@ def add_parser(sub):
     e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
     e.add_argument("--chunk", type=int, default=100, help="rows (boards x candidates) per forward pass")
     e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    e.add_argument("--compile", action="store_true", help="torch.compile the Kuramoto step (pays off for long runs)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", help="also write the report to this JSON file")
     e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
@@ -61,6 +62,14 @@ def add_parser(sub):
     d.add_argument("--data-dir", default="data")
     d.set_defaults(func=cmd_download)
 
+    xp = s.add_parser("export", help="write a run's EMA weights as a shippable safetensors + JSON model")
+    xp.add_argument("run")
+    xp.add_argument("--out", required=True, help="output path without extension, e.g. akorn/weights/sudoku-akorn")
+    xp.add_argument("--eval", action="append", default=[], metavar="JSON",
+                    help="eval reports (from 'akorn sudoku eval --json') to record with the weights")
+    xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
+    xp.set_defaults(func=cmd_export)
+
     x = s.add_parser("extension", help="board accuracy against T_eval for one or more runs (table and plot)")
     x.add_argument("runs", nargs="+", help="run folders (or 'pretrained')")
     x.add_argument("--data", required=True)
@@ -71,15 +80,16 @@ def add_parser(sub):
     x.set_defaults(func=cmd_extension)
 
 
-def _load_model(spec: str, overrides=None):
+def load_model(spec: str, overrides=None, compile: bool = False):
+    """A trained model from a run folder or the shipped one; the compiled step only when asked for."""
     from akorn import pretrained
     from akorn.engine.trainer import load_run
     from akorn.sudoku.experiment import SudokuExperiment
 
     if spec == "pretrained":
-        model, record = pretrained.load_sudoku()
-        return model, record["config"]["model"] if "model" in record["config"] else "akorn"
-    model, cfg, _ = load_run(SudokuExperiment(), spec, overrides)
+        model, record = pretrained.load_sudoku(compile=compile)
+        return model, record["config"].get("model", "akorn")
+    model, cfg, _ = load_run(SudokuExperiment(), spec, [f"compile={compile}", *(overrides or [])])
     return model, cfg.model
 
 
@@ -113,7 +123,7 @@ def _eval_report(model, ds, args) -> dict:
 def cmd_eval(args):
     from akorn.sudoku import data as sdata
 
-    model, _ = _load_model(args.run, args.overrides)
+    model, _ = load_model(args.run, args.overrides, args.compile)
     ds = sdata.load(args.data, args.split)
     if args.limit:
         ds = ds[: args.limit]
@@ -157,7 +167,7 @@ def cmd_solve(args):
     good = [g for g in grids if g is not None]
     digits = None
     if good:
-        model, _ = _load_model(args.model)
+        model, _ = load_model(args.model)
         digits = predict(model, torch.tensor(good), steps=args.T, candidates=args.K, seed=args.seed).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
@@ -214,7 +224,7 @@ def cmd_extension(args):
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for spec in args.runs:
-        model, kind = _load_model(spec)
+        model, kind = load_model(spec)
         label = f"{kind} ({Path(spec).name})"
         results[label] = {}
         for T in ts:
@@ -234,3 +244,29 @@ def cmd_extension(args):
         plot_accuracy_vs_steps(results, out / "plot.png")
     except ImportError:
         print("matplotlib not installed: no plot written (pip install matplotlib)")
+
+
+def cmd_export(args):
+    from safetensors.torch import save_file
+
+    from akorn.engine.trainer import RunFolder, load_run
+    from akorn.sudoku.experiment import SudokuExperiment
+
+    model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
+    run = RunFolder(Path(args.run))
+    metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
+    train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics if m.get("split") == "train")
+    record = {
+        "config": {k: v for k, v in vars(cfg).items()},
+        "checkpoint": ckpt.name,
+        "training_commands": (run.path / "command.txt").read_text().splitlines() if (run.path / "command.txt").exists() else [],
+        "training_seconds_logged": round(train_secs),
+        "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
+        "summary": args.summary,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out) + ".safetensors")
+    Path(str(out) + ".json").write_text(json.dumps(record, indent=2))
+    size = Path(str(out) + ".safetensors").stat().st_size
+    print(f"wrote {out}.safetensors ({size / 1e6:.1f} MB) and {out}.json")

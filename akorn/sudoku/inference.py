@@ -44,7 +44,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     last = total
     ran = 0
     for _ in range(steps):
-        x_next, e = layer.step(x, c, omega, gamma)
+        x_next, e = layer._step_fn(x, c, omega, gamma)
         total = total + e
         last = e
         ran += 1

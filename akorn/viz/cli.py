@@ -121,7 +121,7 @@ def cmd_waves(args):
 
 def cmd_sudoku(args):
     from akorn.sudoku import data as sdata
-    from akorn.sudoku.cli import _load_model
+    from akorn.sudoku.cli import load_model
     from akorn.sudoku.models import SudokuAKOrN
     from akorn.sudoku.solver import solve
     from akorn.viz import media, plots
@@ -135,7 +135,7 @@ def cmd_sudoku(args):
         quiz = torch.tensor(grids[0])
     else:
         quiz = sdata.generate_set(1, (30, 34), seed=args.seed).quiz[0].long()
-    model, _ = _load_model(args.model)
+    model, _ = load_model(args.model)
     if not isinstance(model, SudokuAKOrN):
         raise UserError("oscillator videos need an AKOrN model, not a baseline")
     sols = solve(quiz.tolist(), limit=1)
