@@ -87,3 +87,17 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
     assert (ext / "plot.png").exists() and "T=4" in (ext / "table.md").read_text()
     r = run_cli("viz", "accuracy", ext / "results.json", "--out", tmp_path / "acc")
     assert r.returncode == 0 and (tmp_path / "acc" / "accuracy-vs-T.png").exists()
+
+
+def test_objects_viz_states_and_masks_over_steps(tmp_path):
+    r = run_cli("objects", "train", "preset=tiny", "threads=1", "max_steps=1", f"out_dir={tmp_path}", "name=o")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "viz"
+    r = run_cli("viz", "objects", tmp_path / "o", "--out", out)
+    assert r.returncode == 0, r.stderr
+    states, masks = _gif_frames(out / "layer1-states.gif"), _gif_frames(out / "layer1-masks.gif")
+    assert states.shape[0] == masks.shape[0] == 3  # tiny preset: T=2 -> x_0, x_1, x_2
+    assert np.abs(states[-1].astype(int) - states[0]).mean() > 0
+    assert "layer1-masks.gif" in (out / "index.html").read_text()
+    r = run_cli("viz", "objects", tmp_path / "o", "--index", "999", "--out", out)
+    assert r.returncode == 2 and "--index" in r.stderr

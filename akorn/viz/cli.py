@@ -41,6 +41,15 @@ def add_parser(sub):
     k.add_argument("--fps", type=int, default=8)
     k.set_defaults(func=cmd_sudoku)
 
+    o = s.add_parser("objects", help="a trained object-discovery AKOrN: per-layer state videos and masks over steps")
+    o.add_argument("run", help="run folder of 'akorn objects train'")
+    o.add_argument("--index", type=int, default=0, help="which test image")
+    o.add_argument("--out", default="viz-objects")
+    o.add_argument("--k", type=int, default=0, help="clusters (default: the dataset's)")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--fps", type=int, default=6)
+    o.set_defaults(func=cmd_objects)
+
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
     a.add_argument("results", help="results.json written by 'akorn sudoku extension'")
     a.add_argument("--out", default="viz-accuracy")
@@ -164,3 +173,40 @@ def cmd_accuracy(args):
     plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
     media.write_index(out, "akorn: test-time extension")
     print(f"wrote {out}/accuracy-vs-T.png")
+
+
+def cmd_objects(args):
+    from akorn.engine.trainer import load_run
+    from akorn.objects.experiment import ObjectsExperiment, to_float_images
+    from akorn.objects.models import ImageAKOrN
+    from akorn.viz import media, plots
+    from akorn.viz.object_viz import masks_over_steps, state_frames
+
+    out = media.ensure_out_dir(args.out)
+    exp = ObjectsExperiment()
+    model, cfg, _ = load_run(exp, args.run, ["compile=false"])
+    if not isinstance(model, ImageAKOrN):
+        raise UserError("state videos need an AKOrN model, not a baseline")
+    ds = exp.test_data(cfg)
+    if not 0 <= args.index < len(ds):
+        raise UserError(f"--index must be in 0..{len(ds) - 1}")
+    img = to_float_images(ds.images[args.index : args.index + 1])
+    k = args.k or exp.clusters(cfg)
+    with torch.no_grad():
+        _, trajectories = model.features(img, torch.Generator().manual_seed(args.seed), return_states=True)
+    size = img.shape[-1]
+    for layer, traj in enumerate(trajectories):
+        frames = state_frames(traj[0], model.n, size)
+        media.write_gif(frames, out / f"layer{layer + 1}-states.gif", args.fps)
+        media.write_mp4(frames, out / f"layer{layer + 1}-states.mp4", args.fps)
+        masks = masks_over_steps(model, layer, traj[0], k, size, args.seed)
+        media.write_gif(masks, out / f"layer{layer + 1}-masks.gif", args.fps)
+        from akorn.oscillators import order_parameter
+
+        r = order_parameter(traj[0].flatten(2).transpose(1, 2), model.n, channel_dim=-1, dims=(1,))
+        plots.plot_curves({f"layer {layer + 1}": r.numpy()}, out / f"layer{layer + 1}-order.png", "step",
+                          "order parameter R", "synchrony over the image")
+    media.write_png(np.repeat(np.repeat(img[0].permute(1, 2, 0).numpy(), max(1, 160 // size), 0),
+                              max(1, 160 // size), 1), out / "image.png")
+    media.write_index(out, "akorn: objects binding over steps")
+    print(f"wrote {len(trajectories)} layer(s) of state and mask animations to {out}/index.html")

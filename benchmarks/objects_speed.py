@@ -1,0 +1,89 @@
+"""Object-discovery training step (forward, backward, Adam) at batch 8, ours and optionally the authors'.
+
+Sizes: ``tetrominoes`` (32x32, patch 4, C=128, attention, T=8) and ``clevrtex``
+(128x128, patch 8, C=256, attention, T=8, L=1). Fresh process per configuration; median
+seconds after one warm-up and the process's peak resident memory.
+
+    python benchmarks/objects_speed.py --size tetrominoes --authors-repo /path/to/akorn-authors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"tetrominoes": dict(image=32, patch=4, channels=128), "clevrtex": dict(image=128, patch=8, channels=256)}
+
+
+def run_one(size: str, impl: str, repeats: int, authors_repo: str | None) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    torch.manual_seed(0)
+    s = SIZES[size]
+    img = torch.rand(8, 3, s["image"], s["image"])
+    if impl == "authors":
+        sys.path.insert(0, authors_repo)
+        from source.models.objs.knet import AKOrN as Theirs
+
+        model = Theirs(n=4, ch=s["channels"], L=1, T=8, psize=s["patch"], gta=True, J="attn", c_norm="none",
+                       imsize=s["image"], use_omega=False, heads=8)
+    else:
+        from akorn.objects.models import ImageAKOrN
+
+        model = ImageAKOrN(s["image"], s["patch"], s["channels"], 4, 1, 8, "attn", heads=8,
+                           compile="compile" in impl, checkpoint="checkpoint" in impl)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in impl)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        with autocast:
+            z = model(img)
+        z.float().square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t0)
+    return {"size": size, "impl": impl, "sec": statistics.median(times[1:]), "first": times[0],
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="tetrominoes")
+    p.add_argument("--impl", default="akorn,akorn-bf16,akorn-compile")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--authors-repo")
+    p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a._one:
+        print(json.dumps(run_one(a.size, a._one[0], int(a._one[1]), a.authors_repo)))
+        return
+    impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
+    print(f"objects training step, {a.size} {SIZES[a.size]}, batch 8, T=8")
+    rows = []
+    for impl in impls:
+        cmd = [sys.executable, __file__, "--size", a.size, "--_one", impl, str(a.repeats)]
+        if a.authors_repo:
+            cmd += ["--authors-repo", a.authors_repo]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            print(f"{impl:16s} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            continue
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        rows.append(res)
+        print(f"{impl:16s} {res['sec']:7.3f} s/step  (1st {res['first']:.2f} s)  peak {res['peak_mb']:.0f} MB", flush=True)
+    ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)
+    if ref:
+        for r in rows:
+            print(f"  {r['impl']}: {ref / r['sec']:.1f}x the authors' speed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Sudoku at the authors' size (C=512, N=4, 8 heads, T=16): training step and voting evaluation.
+
+* train: one optimizer step (forward, backward through all T steps, Adam) at batch 100;
+* eval: 100 random starts of one board at T=128 without gradients (what energy voting runs).
+
+Each configuration runs in a fresh process; the table gives the median seconds over the
+repeats after one warm-up and the process's peak resident memory. ``--authors-repo PATH``
+also times the authors' model classes from a checkout of their code (needs their
+dependencies: einops, pandas).
+
+    python benchmarks/sudoku_speed.py --task train
+    python benchmarks/sudoku_speed.py --task eval --authors-repo /path/to/akorn-authors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channels: int) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    torch.manual_seed(0)
+    B = 100
+    quiz = torch.randint(0, 10, (B, 81))
+    solution = torch.randint(1, 10, (B, 81))
+    T = 16 if task == "train" else 128
+    if impl == "authors":
+        sys.path.insert(0, authors_repo)
+        from source.models.sudoku.knet import SudokuAKOrN as Theirs
+
+        model = Theirs(n=4, ch=channels, L=1, T=T, gamma=1.0, J="attn", use_omega=True, global_omg=True,
+                       init_omg=0.5, learn_omg=True, nl=True, heads=8)
+        onehot = torch.zeros(B, 81, 9)
+        m = quiz > 0
+        onehot[m, quiz[m] - 1] = 1
+        X, is_input = onehot.view(B, 9, 9, 9), m.view(B, 9, 9, 1).int()
+
+        def forward():
+            return model(X, is_input).reshape(B, 81, 9)
+    else:
+        from akorn.sudoku.models import SudokuAKOrN
+
+        model = SudokuAKOrN(channels, 4, 8, T, checkpoint=impl.endswith("checkpoint"), compile="compile" in impl)
+        if task == "eval":
+            from akorn.sudoku.inference import predict
+
+            board = quiz[:1]
+        else:
+            def forward():
+                return model(quiz)
+    precision = "bf16" if "bf16" in impl else "fp32"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        if task == "train":
+            with autocast:
+                logits = forward()
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 9).float(), (solution - 1).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            model.eval()
+            with torch.no_grad():
+                if impl == "authors":
+                    with autocast:
+                        forward()  # the authors' eval keeps every state (return lists)
+                else:
+                    predict(model, board, steps=T, candidates=100, chunk=100, precision=precision)
+        times.append(time.perf_counter() - t0)
+    return {"task": task, "impl": impl, "channels": channels, "sec": statistics.median(times[1:]), "first": times[0],
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=["train", "eval"], default="train")
+    p.add_argument("--impl", default="akorn,akorn-bf16,akorn-checkpoint,akorn-compile,akorn-compile-bf16")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--channels", type=int, default=512)
+    p.add_argument("--authors-repo")
+    p.add_argument("--json")
+    p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a._one:
+        print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels)))
+        return
+    impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
+    print(f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
+          + (", 100 candidates of one board" if a.task == "eval" else ""))
+    print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
+    rows = []
+    for impl in impls:
+        cmd = [sys.executable, __file__, "--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
+        if a.authors_repo:
+            cmd += ["--authors-repo", a.authors_repo]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            print(f"{impl:22s} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            continue
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        rows.append(res)
+        print(f"{impl:22s} {res['sec']:8.2f} {res['first']:9.2f} {res['peak_mb']:8.0f}", flush=True)
+    ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)
+    if ref:
+        for r in rows:
+            print(f"  {r['impl']}: {ref / r['sec']:.1f}x the authors' speed")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
