@@ -21,10 +21,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _isolated import run_isolated  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -116,22 +118,20 @@ def main():
         for prec in a.precision.split(","):
             if impl in ("reference", "authors") and prec == "bf16":
                 continue
-            cmd = [sys.executable, __file__, "--size", a.size, "--_one", impl, prec, str(a.repeats)]
+            args = ["--size", a.size, "--_one", impl, prec, str(a.repeats)]
             if a.authors_repo:
-                cmd += ["--authors-repo", a.authors_repo]
-            r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if r.returncode:
-                print(f"{impl:18s} {prec:9s} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+                args += ["--authors-repo", a.authors_repo]
+            res, err = run_isolated(__file__, args)
+            if res is None:
+                print(f"{impl:18s} {prec:9s} failed: {err}")
                 continue
-            res = json.loads(r.stdout.strip().splitlines()[-1])
             rows.append(res)
             print(f"{impl:18s} {prec:9s} {res['sec_per_iter']:8.2f} {res['first_iter']:8.2f} {res['peak_mb']:8.0f} "
                   f"{res['gflops']:8.1f}", flush=True)
-    base = {r["precision"]: r["sec_per_iter"] for r in rows if r["impl"] == "authors"}
-    if base:
+    ref = next((r["sec_per_iter"] for r in rows if r["impl"] == "authors"), None)
+    if ref:
         for r in rows:
-            if r["precision"] in base or "fp32" in base:
-                print(f"  {r['impl']} {r['precision']}: {base.get('fp32') / r['sec_per_iter']:.1f}x faster than authors fp32")
+            print(f"  {r['impl']} {r['precision']}: {ref / r['sec_per_iter']:.1f}x the authors' fp32 speed")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 

@@ -12,10 +12,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _isolated import run_isolated  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"tetrominoes": dict(image=32, patch=4, channels=128), "clevrtex": dict(image=128, patch=8, channels=256)}
@@ -69,14 +71,13 @@ def main():
     print(f"objects training step, {a.size} {SIZES[a.size]}, batch 8, T=8")
     rows = []
     for impl in impls:
-        cmd = [sys.executable, __file__, "--size", a.size, "--_one", impl, str(a.repeats)]
+        args = ["--size", a.size, "--_one", impl, str(a.repeats)]
         if a.authors_repo:
-            cmd += ["--authors-repo", a.authors_repo]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if r.returncode:
-            print(f"{impl:16s} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            args += ["--authors-repo", a.authors_repo]
+        res, err = run_isolated(__file__, args)
+        if res is None:
+            print(f"{impl:16s} failed: {err}")
             continue
-        res = json.loads(r.stdout.strip().splitlines()[-1])
         rows.append(res)
         print(f"{impl:16s} {res['sec']:7.3f} s/step  (1st {res['first']:.2f} s)  peak {res['peak_mb']:.0f} MB", flush=True)
     ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)

@@ -17,10 +17,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _isolated import run_isolated  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,14 +105,13 @@ def main():
     print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
     rows = []
     for impl in impls:
-        cmd = [sys.executable, __file__, "--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
+        args = ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
         if a.authors_repo:
-            cmd += ["--authors-repo", a.authors_repo]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if r.returncode:
-            print(f"{impl:22s} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+            args += ["--authors-repo", a.authors_repo]
+        res, err = run_isolated(__file__, args)
+        if res is None:
+            print(f"{impl:22s} failed: {err}")
             continue
-        res = json.loads(r.stdout.strip().splitlines()[-1])
         rows.append(res)
         print(f"{impl:22s} {res['sec']:8.2f} {res['first']:9.2f} {res['peak_mb']:8.0f}", flush=True)
     ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)

@@ -57,7 +57,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, puzzle_csv):
     blocker = tmp_path / "file"
     blocker.write_text("")
     r = run_cli(*_train_args(puzzle_csv, blocker, "x"))
-    assert r.returncode == 2 and "not writable" in r.stderr
+    assert r.returncode == 2 and "cannot be written" in r.stderr
     r = run_cli("sudoku", "eval", tmp_path / "nope", "--data", puzzle_csv)
     assert r.returncode == 2 and "run folder not found" in r.stderr
     other = tmp_path / "other"

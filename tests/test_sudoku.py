@@ -158,3 +158,11 @@ def test_generate_command(tmp_path):
     assert len(ds) == 5 and ((ds.givens() >= 34) & (ds.givens() <= 36)).all()
     r = run_cli("sudoku", "generate", "5", "--givens", "10-12", "--out", tmp_path / "x.csv")
     assert r.returncode == 2 and "17 <= LO" in r.stderr
+
+
+def test_stratified_subset():
+    q = torch.tensor([sdata.parse_grid(QUIZ)] * 5)
+    q[3:, 0] = 0  # two boards with one given fewer
+    ds = sdata.SudokuSet(q.to(torch.uint8), torch.tensor([sdata.parse_grid(SOL)] * 5, dtype=torch.uint8))
+    sub = sdata.stratified(ds, 1)
+    assert len(sub) == 2 and sorted(sub.givens().tolist()) == sorted(set(ds.givens().tolist()))

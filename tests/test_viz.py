@@ -84,7 +84,7 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
     ext = tmp_path / "ext"
     r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--T", "2,4", "--limit", "5", "--out", ext)
     assert r.returncode == 0, r.stderr
-    assert (ext / "plot.png").exists() and "T=4" in (ext / "table.md").read_text()
+    assert (ext / "plot.png").exists() and (ext / "plot-cells.png").exists() and "T=4" in (ext / "table.md").read_text()
     r = run_cli("viz", "accuracy", ext / "results.json", "--out", tmp_path / "acc")
     assert r.returncode == 0 and (tmp_path / "acc" / "accuracy-vs-T.png").exists()
 

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from akorn.errors import UserError
+from akorn.files import read_json
 
 STATE_FILE = "state.json"
 
@@ -120,13 +121,7 @@ def load_weights(path: Path) -> dict:
 def load_checkpoint(ckpt: Path) -> dict:
     """Load a checkpoint folder into ``{"state", "model", "ema", "optimizer"}``."""
     ckpt = Path(ckpt)
-    sf = ckpt / STATE_FILE
-    if not sf.is_file():
-        raise UserError(f"not a checkpoint (no {STATE_FILE}): {ckpt}")
-    try:
-        state = json.loads(sf.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"corrupt checkpoint state {sf}: {e}") from None
+    state = read_json(ckpt / STATE_FILE, f"not a checkpoint ({ckpt})")
     out = {"state": state, "model": load_weights(ckpt / "model.safetensors"), "ema": None, "optimizer": None}
     if (ckpt / "ema.safetensors").exists():
         out["ema"] = load_weights(ckpt / "ema.safetensors")

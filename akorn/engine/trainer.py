@@ -28,6 +28,7 @@ from akorn.engine import checkpoint as ck
 from akorn.engine.config import to_dict
 from akorn.engine.distributed import (DistInfo, all_reduce_mean, barrier, init_distributed, pick_device)
 from akorn.errors import UserError
+from akorn.files import ensure_writable_dir, read_json
 
 
 @dataclass
@@ -120,16 +121,6 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * scale
 
 
-def _writable_dir(path: Path):
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".akorn-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"output folder {path} is not writable: {e.strerror}") from None
-
-
 class RunFolder:
     """config.json, command.txt, metrics.jsonl, tb/, checkpoints/ -- all under one folder."""
 
@@ -147,13 +138,7 @@ class RunFolder:
             f.write(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\n")
 
     def read_config(self, experiment) -> dict:
-        f = self.path / "config.json"
-        if not f.is_file():
-            raise UserError(f"not a run folder (no config.json): {self.path}")
-        try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise UserError(f"corrupt {f}: {e}") from None
+        data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
         if data.get("experiment") != experiment.name:
             raise UserError(f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}")
         return data["config"]
@@ -246,7 +231,7 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
         start = int(loaded["state"]["step"])
 
     if info.is_main:
-        _writable_dir(run.path)
+        ensure_writable_dir(run.path)
         run.write_config(experiment.name, cfg)
         run.truncate_metrics(start)
     barrier(info)

@@ -57,7 +57,7 @@ PRESETS = {
     "dsprites": dict(data="dsprites", channels=128, patch=4, epochs=50, kernel_size=7),
     "clevr-like": dict(data="clevr-like", channels=256, patch=8, epochs=300, kernel_size=7),
     # Minutes on 2 CPU cores.
-    "cpu": dict(train_size=6000, batch_size=64, epochs=3, channels=64, heads=4, test_size=64, compile=True,
+    "cpu": dict(train_size=6000, batch_size=64, epochs=3, channels=64, heads=4, test_size=320, compile=True,
                 checkpoint_every=100, ema_start=20, ema_every=1),
     "tiny": dict(train_size=40, test_size=8, batch_size=8, epochs=2, channels=16, heads=2, steps=2,
                  checkpoint_every=2, log_every=1, ema_start=1, ema_every=1),

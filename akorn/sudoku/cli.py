@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from akorn.errors import UserError
+from akorn.files import ensure_writable_dir
 
 
 def add_parser(sub):
@@ -32,6 +33,8 @@ def add_parser(sub):
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
     e.add_argument("--tol", type=float, default=0.0, help="early exit when every state changes less than this")
     e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
+    e.add_argument("--per-givens", type=int, default=0, metavar="N",
+                   help="evaluate the first N boards of every number of givens (a stratified subset)")
     e.add_argument("--chunk", type=int, default=100, help="rows (boards x candidates) per forward pass")
     e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     e.add_argument("--compile", action="store_true", help="torch.compile the Kuramoto step (pays off for long runs)")
@@ -76,6 +79,7 @@ def add_parser(sub):
     x.add_argument("--split", default="test")
     x.add_argument("--T", default="16,32,64,128,256,512", help="comma-separated T_eval values")
     x.add_argument("--limit", type=int, default=0)
+    x.add_argument("--per-givens", type=int, default=0, metavar="N", help="first N boards of every number of givens")
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.set_defaults(func=cmd_extension)
 
@@ -125,6 +129,8 @@ def cmd_eval(args):
 
     model, _ = load_model(args.run, args.overrides, args.compile)
     ds = sdata.load(args.data, args.split)
+    if args.per_givens:
+        ds = sdata.stratified(ds, args.per_givens)
     if args.limit:
         ds = ds[: args.limit]
     rep = _eval_report(model, ds, args)
@@ -218,30 +224,34 @@ def cmd_extension(args):
 
     ts = [int(t) for t in args.T.split(",")]
     ds = sdata.load(args.data, args.split)
+    if args.per_givens:
+        ds = sdata.stratified(ds, args.per_givens)
     if args.limit:
         ds = ds[: args.limit]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    out = ensure_writable_dir(args.out)
+    results, cells = {}, {}
     for spec in args.runs:
         model, kind = load_model(spec)
         label = f"{kind} ({Path(spec).name})"
-        results[label] = {}
+        results[label], cells[label] = {}, {}
         for T in ts:
-            pred = predict(model, ds.quiz, steps=T)
-            results[label][T] = accuracy(pred.digits, ds.solution, ds.quiz)["board_acc"]
-            print(f"{label}  T={T}  board accuracy {100 * results[label][T]:.2f}%", flush=True)
+            acc = accuracy(predict(model, ds.quiz, steps=T).digits, ds.solution, ds.quiz)
+            results[label][T], cells[label][T] = acc["board_acc"], acc["cell_acc"]
+            print(f"{label}  T={T}  board {100 * acc['board_acc']:.2f}%  cell {100 * acc['cell_acc']:.2f}%", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    header = "| model | " + " | ".join(f"T={t}" for t in ts) + " |"
-    rows = [header, "|" + "---|" * (len(ts) + 1)]
-    for label, r in results.items():
-        rows.append(f"| {label} | " + " | ".join(f"{100 * r[t]:.1f}" for t in ts) + " |")
+    (out / "cell_results.json").write_text(json.dumps(cells, indent=2))
+    rows = [f"{len(ds)} boards from {args.data}; board accuracy % (cell accuracy % over blanks)", "",
+            "| model | " + " | ".join(f"T={t}" for t in ts) + " |", "|" + "---|" * (len(ts) + 1)]
+    for label in results:
+        rows.append(f"| {label} | " + " | ".join(f"{100 * results[label][t]:.1f} ({100 * cells[label][t]:.1f})"
+                                                 for t in ts) + " |")
     (out / "table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     try:
         from akorn.viz.plots import plot_accuracy_vs_steps
 
         plot_accuracy_vs_steps(results, out / "plot.png")
+        plot_accuracy_vs_steps(cells, out / "plot-cells.png", ylabel="cell accuracy over blanks (%)")
     except ImportError:
         print("matplotlib not installed: no plot written (pip install matplotlib)")
 

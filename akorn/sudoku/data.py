@@ -120,6 +120,13 @@ def read_satnet(directory: str | Path) -> SudokuSet:
     return SudokuSet(onehot_to_digits(feats), onehot_to_digits(labels), str(d))
 
 
+def stratified(ds: SudokuSet, per_givens: int) -> SudokuSet:
+    """The first ``per_givens`` boards of every number of givens, in file order."""
+    givens = ds.givens()
+    keep = torch.cat([torch.nonzero(givens == g).flatten()[:per_givens] for g in torch.unique(givens)])
+    return ds[keep.sort().values]
+
+
 def satnet_split(full: SudokuSet, split: str) -> SudokuSet:
     """Standard split: the first 9,000 boards train, the last 1,000 test."""
     if split == "train":

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from akorn.errors import UserError
+from akorn.files import ensure_writable_dir
 
 
 def add_parser(sub):
@@ -70,7 +71,7 @@ def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:
 def cmd_waves(args):
     from akorn.viz import media, plots, waves
 
-    out = media.ensure_out_dir(args.out)
+    out = ensure_writable_dir(args.out)
     if args.image:
         from PIL import Image
 
@@ -136,7 +137,7 @@ def cmd_sudoku(args):
     from akorn.viz import media, plots
     from akorn.viz.sudoku_viz import render_frames, trace_board
 
-    out = media.ensure_out_dir(args.out)
+    out = ensure_writable_dir(args.out)
     if args.puzzle:
         grids, errors = sdata.read_puzzles([args.puzzle], "puzzle")
         if grids[0] is None:
@@ -165,7 +166,7 @@ def cmd_sudoku(args):
 def cmd_accuracy(args):
     from akorn.viz import media, plots
 
-    out = media.ensure_out_dir(args.out)
+    out = ensure_writable_dir(args.out)
     try:
         results = json.loads(Path(args.results).read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -182,7 +183,7 @@ def cmd_objects(args):
     from akorn.viz import media, plots
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
-    out = media.ensure_out_dir(args.out)
+    out = ensure_writable_dir(args.out)
     exp = ObjectsExperiment()
     model, cfg, _ = load_run(exp, args.run, ["compile=false"])
     if not isinstance(model, ImageAKOrN):

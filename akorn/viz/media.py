@@ -7,19 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from akorn.errors import UserError
-
-
-def ensure_out_dir(path: str | Path) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"output folder {out} cannot be written: {e.strerror}") from None
-    return out
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

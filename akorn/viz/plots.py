@@ -35,8 +35,8 @@ def plot_curves(curves: dict[str, np.ndarray], path: Path, xlabel: str, ylabel: 
     plt.close(fig)
 
 
-def plot_accuracy_vs_steps(results: dict[str, dict], path: Path):
-    """``{model: {T: board_acc}}`` -> board accuracy (%) against T_eval on a log axis."""
+def plot_accuracy_vs_steps(results: dict[str, dict], path: Path, ylabel: str = "board accuracy (%)"):
+    """``{model: {T: accuracy}}`` -> accuracy (%) against T_eval on a log axis."""
     ts = sorted({int(t) for r in results.values() for t in r})
     curves = {m: np.array([100 * r.get(t, r.get(str(t), np.nan)) for t in ts]) for m, r in results.items()}
-    plot_curves(curves, path, "T_eval (Kuramoto steps / iterations)", "board accuracy (%)", logx=True, x=np.array(ts))
+    plot_curves(curves, path, "T_eval (Kuramoto steps / iterations)", ylabel, logx=True, x=np.array(ts))

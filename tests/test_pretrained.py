@@ -1,0 +1,36 @@
+"""The Sudoku model shipped inside the package: small, loadable without pickles, and the demo runs."""
+import json
+from importlib import resources
+
+import pytest
+import torch
+
+from akorn import pretrained
+from akorn.sudoku import data as sdata
+from akorn.sudoku.solver import is_valid_solution
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.skipif(not pretrained.available(), reason="no shipped weights in this checkout")
+
+
+def test_shipped_model_is_small_and_documented():
+    w = resources.files("akorn") / "weights" / "sudoku-akorn.safetensors"
+    assert w.stat().st_size <= 10 * 1024 * 1024
+    model, record = pretrained.load_sudoku()
+    assert record["config"]["model"] == "akorn" and record["training_commands"]
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_demo_and_solve_with_shipped_model(puzzle_csv):
+    r = run_cli("demo", "--n", "2")
+    assert r.returncode == 0, r.stderr
+    assert "boards solved" in r.stdout
+    quizzes = [line.split(",")[0] for line in puzzle_csv.read_text().splitlines()[:3]]
+    r = run_cli("sudoku", "solve", "--plain", *quizzes)
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for q, line in zip(quizzes, lines):
+        grid = [int(ch) for ch in line[:81]]
+        # a line is either a valid solution of its quiz, or it says plainly that it is not
+        assert is_valid_solution(grid, sdata.parse_grid(q)) or "INVALID" in line
+    assert r.returncode in (0, 1)
