@@ -8,7 +8,7 @@ Layout of one checkpoint (a folder)::
         optimizer.safetensors  optimizer tensors
         state.json             step, config, experiment, optimizer structure, package version
 
-The folder is written as ``step-XXXXXXXX.tmp``, every file fsync-ed, then renamed, so a
+The folder is written as ``step-00000100.tmp`` (for step 100), every file fsync-ed, then renamed, so a
 killed run never leaves a half-written checkpoint under a final name.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def optimizer_from_flat(tensors: dict, structure: dict) -> dict:
 
 def save_checkpoint(root: Path, step: int, model_sd: dict, ema_sd: dict | None, optimizer_sd: dict | None,
                     meta: dict, keep: int = 3) -> Path:
-    """Write ``root/step-XXXXXXXX`` atomically and keep only the newest ``keep`` checkpoints."""
+    """Write ``root/step-<8-digit step>`` atomically and keep only the newest ``keep`` checkpoints."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"

@@ -8,6 +8,8 @@ Under torchrun every rank computes the same global batch and takes its contiguou
 """
 from __future__ import annotations
 
+import abc
+
 import contextlib
 import dataclasses
 import json
@@ -75,22 +77,24 @@ class TrainConfig:
             raise UserError("checkpoint_every, ema_every and log_every must be positive")
 
 
-class Experiment:
-    """What the engine needs to know about an experiment. Subclasses fill these in."""
+class Experiment(abc.ABC):
+    """What the engine needs to know about an experiment."""
 
     name: str = ""
     config_cls: type = TrainConfig
     presets: dict[str, dict[str, Any]] = {}
 
+    @abc.abstractmethod
     def build_model(self, cfg) -> nn.Module:
-        raise NotImplementedError
+        """The experiment's model for ``cfg``."""
 
+    @abc.abstractmethod
     def train_data(self, cfg):
         """An object with ``__len__`` and ``batch(indices) -> dict of tensors``."""
-        raise NotImplementedError
 
-    def loss(self, model: nn.Module, batch: dict, generator: torch.Generator, cfg) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def loss(self, model: nn.Module, batch: dict, generator: torch.Generator, cfg, shard=(0, None)):
+        """``(loss, metrics)`` for one batch; ``shard`` = (offset, global batch) of this rank's part."""
 
     def evaluate(self, model: nn.Module, cfg, device: torch.device) -> dict:
         return {}
