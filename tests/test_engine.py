@@ -171,3 +171,16 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path, puzzle_csv):
     assert len(la) == len(lb) == 3
     for x, y in zip(la, lb):
         assert abs(x["loss"] - y["loss"]) < 1e-5
+
+
+def test_rng_state_roundtrip():
+    import random as pyrandom
+
+    from akorn.engine.trainer import rng_state, set_rng_state
+
+    torch.manual_seed(3)
+    pyrandom.seed(3)
+    state = json.loads(json.dumps(rng_state()))
+    a, b = torch.rand(3), pyrandom.random()
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3), a) and pyrandom.random() == b

@@ -115,6 +115,28 @@ def batch_indices(n: int, global_batch: int, step: int, seed: int) -> torch.Tens
     return perm[offset * global_batch : (offset + 1) * global_batch]
 
 
+def rng_state() -> dict:
+    """Global torch and Python RNG states (JSON-able). Batches and model noise do not use them --
+    they are functions of (seed, step) -- but user code inside an experiment may."""
+    import base64
+    import random
+
+    return {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+            "python": repr(random.getstate())}
+
+
+def set_rng_state(state: dict):
+    import ast
+    import base64
+    import random
+
+    import numpy as np
+
+    raw = np.frombuffer(base64.b64decode(state["torch"]), dtype=np.uint8).copy()
+    torch.set_rng_state(torch.from_numpy(raw))
+    random.setstate(ast.literal_eval(state["python"]))
+
+
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     scale = 1.0
     if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
@@ -233,6 +255,8 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
         if loaded["optimizer"] is not None:
             optimizer.load_state_dict(loaded["optimizer"])
         start = int(loaded["state"]["step"])
+        if "rng" in loaded["state"]:
+            set_rng_state(loaded["state"]["rng"])
 
     if info.is_main:
         ensure_writable_dir(run.path)
@@ -262,7 +286,8 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     def save(step):
         if info.is_main:
-            meta = {"experiment": experiment.name, "version": akorn.__version__, "config": to_dict(cfg)}
+            meta = {"experiment": experiment.name, "version": akorn.__version__, "config": to_dict(cfg),
+                    "rng": rng_state()}
             ck.save_checkpoint(run.checkpoints, step, model.state_dict(), ema_state(ema) if ema is not None else None,
                                optimizer.state_dict(), meta, keep=cfg.keep_checkpoints)
         barrier(info)
