@@ -15,3 +15,26 @@ def run_isolated(script: str, args: list[str]) -> tuple[dict | None, str]:
     if r.returncode:
         return None, (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
     return json.loads(r.stdout.strip().splitlines()[-1]), ""
+
+
+def run_all(script: str, configs: list[tuple[str, list[str]]], authors_repo: str | None, show) -> list[dict]:
+    """Run every ``(label, args)`` in its own process; ``show(label, result)`` prints a row."""
+    rows = []
+    for label, args in configs:
+        if authors_repo:
+            args = args + ["--authors-repo", authors_repo]
+        res, err = run_isolated(script, args)
+        if res is None:
+            print(f"{label:24s} failed: {err}")
+            continue
+        rows.append(res)
+        show(label, res)
+    return rows
+
+
+def print_speedups(rows: list[dict], key: str, label=lambda r: r["impl"]):
+    """Each row's speed relative to the authors' row, if one was measured."""
+    ref = next((r[key] for r in rows if r["impl"] == "authors"), None)
+    if ref:
+        for r in rows:
+            print(f"  {label(r)}: {ref / r[key]:.1f}x the authors' speed")

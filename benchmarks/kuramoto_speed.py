@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import run_isolated  # noqa: E402
+from _isolated import print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -41,6 +41,19 @@ def matmul_flops(size: dict) -> float:
     L = size["grid"][0] * size["grid"][1]
     per_step = B * L * C * 4 * C * 2 + 2 * 2 * B * L * L * C
     return 3 * T * per_step
+
+
+def matmul_rate(repeats: int = 10) -> float:
+    """GFLOP/s of a large float32 matmul (the projection shape at the Sudoku size) on this machine."""
+    import torch
+
+    a, w = torch.randn(8100, 512), torch.randn(1536, 512)
+    for _ in range(2):
+        a @ w.T
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ w.T
+    return 8100 * 512 * 1536 * 2 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_repo: str | None) -> dict:
@@ -102,10 +115,16 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--authors-repo", help="path to a checkout of the authors' code to time their layer too")
     p.add_argument("--json", help="write results to this file")
+    p.add_argument("--floor-only", action="store_true", help="only measure the matmul rate and print the floor")
     p.add_argument("--_one", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._one:
         print(json.dumps(run_one(a._one[0], a.size, a._one[1], int(a._one[2]), a.authors_repo)))
+        return
+    rate = matmul_rate()
+    size = SIZES[a.size]
+    print(f"large fp32 matmul: {rate:.0f} GFLOP/s -> matmul floor {matmul_flops(size) / rate / 1e9:.2f} s per iteration")
+    if a.floor_only:
         return
     impls = a.impl.split(",")
     if a.authors_repo and "authors" not in impls:
@@ -114,24 +133,13 @@ def main():
     size = SIZES[a.size]
     print(f"size {a.size}: {size}; fwd+bwd matmul work {matmul_flops(size) / 1e9:.0f} GFLOP per iteration")
     print(f"{'implementation':18s} {'precision':9s} {'s/iter':>8s} {'1st iter':>8s} {'peak MB':>8s} {'GFLOP/s':>8s}")
-    for impl in impls:
-        for prec in a.precision.split(","):
-            if impl in ("reference", "authors") and prec == "bf16":
-                continue
-            args = ["--size", a.size, "--_one", impl, prec, str(a.repeats)]
-            if a.authors_repo:
-                args += ["--authors-repo", a.authors_repo]
-            res, err = run_isolated(__file__, args)
-            if res is None:
-                print(f"{impl:18s} {prec:9s} failed: {err}")
-                continue
-            rows.append(res)
-            print(f"{impl:18s} {prec:9s} {res['sec_per_iter']:8.2f} {res['first_iter']:8.2f} {res['peak_mb']:8.0f} "
-                  f"{res['gflops']:8.1f}", flush=True)
-    ref = next((r["sec_per_iter"] for r in rows if r["impl"] == "authors"), None)
-    if ref:
-        for r in rows:
-            print(f"  {r['impl']} {r['precision']}: {ref / r['sec_per_iter']:.1f}x the authors' fp32 speed")
+    configs = [(f"{impl} {prec}", ["--size", a.size, "--_one", impl, prec, str(a.repeats)])
+               for impl in impls for prec in a.precision.split(",")
+               if not (impl in ("reference", "authors") and prec == "bf16")]
+    rows = run_all(__file__, configs, a.authors_repo, lambda label, r: print(
+        f"{r['impl']:18s} {r['precision']:9s} {r['sec_per_iter']:8.2f} {r['first_iter']:8.2f} {r['peak_mb']:8.0f} "
+        f"{r['gflops']:8.1f}", flush=True))
+    print_speedups(rows, "sec_per_iter", lambda r: f"{r['impl']} {r['precision']}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import run_isolated  # noqa: E402
+from _isolated import print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"tetrominoes": dict(image=32, patch=4, channels=128), "clevrtex": dict(image=128, patch=8, channels=256)}
@@ -69,22 +69,10 @@ def main():
         return
     impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
     print(f"objects training step, {a.size} {SIZES[a.size]}, batch 8, T=8")
-    rows = []
-    for impl in impls:
-        args = ["--size", a.size, "--_one", impl, str(a.repeats)]
-        if a.authors_repo:
-            args += ["--authors-repo", a.authors_repo]
-        res, err = run_isolated(__file__, args)
-        if res is None:
-            print(f"{impl:16s} failed: {err}")
-            continue
-        rows.append(res)
-        print(f"{impl:16s} {res['sec']:7.3f} s/step  (1st {res['first']:.2f} s)  peak {res['peak_mb']:.0f} MB", flush=True)
-    ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)
-    if ref:
-        for r in rows:
-            print(f"  {r['impl']}: {ref / r['sec']:.1f}x the authors' speed")
-
+    configs = [(impl, ["--size", a.size, "--_one", impl, str(a.repeats)]) for impl in impls]
+    rows = run_all(__file__, configs, a.authors_repo, lambda impl, r: print(
+        f"{impl:16s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True))
+    print_speedups(rows, "sec")
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import run_isolated  # noqa: E402
+from _isolated import print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,21 +103,11 @@ def main():
     print(f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
           + (", 100 candidates of one board" if a.task == "eval" else ""))
     print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
-    rows = []
-    for impl in impls:
-        args = ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
-        if a.authors_repo:
-            args += ["--authors-repo", a.authors_repo]
-        res, err = run_isolated(__file__, args)
-        if res is None:
-            print(f"{impl:22s} failed: {err}")
-            continue
-        rows.append(res)
-        print(f"{impl:22s} {res['sec']:8.2f} {res['first']:9.2f} {res['peak_mb']:8.0f}", flush=True)
-    ref = next((r["sec"] for r in rows if r["impl"] == "authors"), None)
-    if ref:
-        for r in rows:
-            print(f"  {r['impl']}: {ref / r['sec']:.1f}x the authors' speed")
+    configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)])
+               for impl in impls]
+    rows = run_all(__file__, configs, a.authors_repo,
+                   lambda impl, r: print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True))
+    print_speedups(rows, "sec")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 
