@@ -166,3 +166,10 @@ def test_stratified_subset():
     ds = sdata.SudokuSet(q.to(torch.uint8), torch.tensor([sdata.parse_grid(SOL)] * 5, dtype=torch.uint8))
     sub = sdata.stratified(ds, 1)
     assert len(sub) == 2 and sorted(sub.givens().tolist()) == sorted(set(ds.givens().tolist()))
+
+
+def test_eval_and_solve_reject_non_positive_k_t_chunk(tmp_path, puzzle_csv):
+    r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--K", "0")
+    assert r.returncode == 2 and "--K must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "solve", "--T", "-3", QUIZ)
+    assert r.returncode == 2 and "--T must be a positive integer" in r.stderr

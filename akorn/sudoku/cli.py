@@ -112,6 +112,14 @@ def cmd_train(args):
     print(f"run folder: {run}")
 
 
+def check_inference_args(args):
+    """Positive K, T and chunk, or a one-line error (before any model is loaded)."""
+    for name in ("K", "T", "chunk"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise UserError(f"--{name} must be a positive integer, got {v}")
+
+
 def _eval_report(model, ds, args) -> dict:
     from akorn.sudoku.inference import accuracy, predict
 
@@ -127,6 +135,7 @@ def _eval_report(model, ds, args) -> dict:
 def cmd_eval(args):
     from akorn.sudoku import data as sdata
 
+    check_inference_args(args)
     model, _ = load_model(args.run, args.overrides, args.compile)
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
@@ -158,6 +167,7 @@ def cmd_solve(args):
     from akorn.sudoku.inference import predict
     from akorn.sudoku.solver import is_valid_solution
 
+    check_inference_args(args)
     lines = list(args.puzzles)
     source = "argument"
     if args.file:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from akorn.oscillators import normalize
 from akorn.sudoku.models import SudokuAKOrN
 
 
@@ -36,8 +37,6 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     layer = model.kuramoto
     c = model.stimulus(quiz)
     x = model.initial_state(quiz, c, generator)
-    from akorn.oscillators import normalize
-
     x = normalize(x, layer.n, -1)
     omega, gamma = layer.omega(), layer.gamma
     total = torch.zeros(quiz.shape[0], device=quiz.device)
@@ -83,8 +82,6 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
     n = quiz.shape[0]
     rows = quiz.repeat_interleave(K, 0)  # board-major: rows b*K .. b*K+K-1 belong to board b
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
-    best_digits = torch.empty(n, 81, dtype=torch.long, device=device)
-    best_conf = torch.empty(n, device=device)
     all_scores, all_conf, all_digits = [], [], []
     steps_log = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
