@@ -18,7 +18,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from akorn.gta import GTA, apply_pair_blocks, rotary_angles, rotation_blocks
+from akorn.gta import GTA, apply_pair_blocks, pair_coefficients, rotary_angles, rotation_blocks
+from akorn.oscillators import swap_channel_pairs
+
+
+ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
+    """Softmax attention ``softmax(q kᵀ / sqrt(d)) v`` over ``(B, heads, L, d)`` tensors.
+
+    ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
+    matmuls and a softmax, the same maths. ``"auto"`` picks matmul for bfloat16 on a CPU, where the
+    fused CPU kernel's backward is several times slower than the batched matmuls, and sdpa otherwise.
+    """
+    if kernel == "matmul" or (kernel == "auto" and q.device.type == "cpu" and q.dtype == torch.bfloat16):
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        return torch.matmul(scores.softmax(-1), v)
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class ConvCoupling(nn.Module):
@@ -46,6 +63,7 @@ class AttentionCoupling(nn.Module):
     ``positions``: ``"gta"`` (learnable per-unit blocks on q, k, v and their transposes
     on the output, initialised as rotary), ``"rope"`` (fixed rotary on q and k) or ``"none"``.
     ``grid`` is ``(H, W)`` or ``(L,)`` and is required unless ``positions="none"``.
+    ``attention``: the kernel, see :func:`attend`.
     """
 
     layout = "tokens"
@@ -57,8 +75,12 @@ class AttentionCoupling(nn.Module):
         positions: str = "gta",
         grid: tuple[int, ...] | None = None,
         rope_base: float = 10000.0,
+        attention: str = "auto",
     ):
         super().__init__()
+        if attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
+        self.attention = attention
         if heads < 1 or channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         if positions not in ("gta", "rope", "none"):
@@ -84,18 +106,24 @@ class AttentionCoupling(nn.Module):
     def units(self) -> int | None:
         return None if self.grid is None else math.prod(self.grid)
 
+    def _qkv_coefficients(self, dtype: torch.dtype):
+        """Pair coefficients ``(U, 3, 1, D)`` that transform q, k and v in one pass (identity for v under rope)."""
+        if self.positions == "gta":
+            blocks = torch.stack((self.gta.mat_q, self.gta.mat_k, self.gta.mat_v), dim=1)  # (U, 3, D/2, 2, 2)
+        else:
+            eye = torch.eye(2, dtype=self.rope.dtype, device=self.rope.device).expand_as(self.rope)
+            blocks = torch.stack((self.rope, self.rope, eye), dim=1)
+        a, b = pair_coefficients(blocks.to(dtype))
+        return a.unsqueeze(2), b.unsqueeze(2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
         B, L, C = x.shape
-        qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, L, head_dim)
-        if self.positions == "gta":
-            q = apply_pair_blocks(self.gta.mat_q, q)
-            k = apply_pair_blocks(self.gta.mat_k, k)
-            v = apply_pair_blocks(self.gta.mat_v, v)
-        elif self.positions == "rope":
-            q = apply_pair_blocks(self.rope, q)
-            k = apply_pair_blocks(self.rope, k)
-        o = F.scaled_dot_product_attention(q, k, v)
+        qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim)
+        if self.positions != "none":
+            a, b = self._qkv_coefficients(qkv.dtype)
+            qkv = torch.addcmul(qkv * a, swap_channel_pairs(qkv, -1), b)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
+        o = attend(q, k, v, self.attention)
         if self.positions == "gta":
             o = apply_pair_blocks(self.gta.mat_o, o)
         return self.out(o.transpose(1, 2).reshape(B, L, C))

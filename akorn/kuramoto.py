@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from akorn.coupling import AttentionCoupling, ConvCoupling
-from akorn.oscillators import normalize, rotate_pairs, split_oscillators
+from akorn.kuramoto_update import kuramoto_update
+from akorn.oscillators import normalize, rotation_coefficients
 
 OMEGA_KINDS = ("global", "per_pair", "none", "identity")
 ENERGY_MODES = ("states", "reference")
@@ -112,6 +113,7 @@ class KuramotoLayer(nn.Module):
         self.channels, self.n, self.grid, self.steps = channels, n, grid, steps
         self.omega_kind, self.energy_mode = omega, energy_mode
         self.use_checkpoint, self.check_inputs = checkpoint, check_inputs
+        self.fused_update = True  # hand-derived backward in eager mode; False: plain autograd (same maths)
 
         if coupling == "conv":
             coupling = ConvCoupling(channels, kernel_size, spatial_dims)
@@ -154,18 +156,9 @@ class KuramotoLayer(nn.Module):
         Returns the next state and the energy ``E(x) = -Σ <x, J x + c>`` of the *current* state, per sample.
         """
         y = self.coupling(x).to(x.dtype) + c
-        xs, d = split_oscillators(x, self.n, self.channel_dim)
-        ys, _ = split_oscillators(y, self.n, self.channel_dim)
-        xy = (xs * ys).sum(d, keepdim=True)  # <x_i, y_i> for every oscillator
-        dx = ys - xy * xs  # Proj_x(y): the tangent part of the pull
-        if omega is not None:
-            dx = dx + split_oscillators(rotate_pairs(x, omega, self.channel_dim), self.n, self.channel_dim)[0]
-        elif self.omega_kind == "identity":
-            dx = dx + xs
-        x_next = xs + gamma * dx
-        x_next = x_next / x_next.norm(dim=d, keepdim=True).clamp_min(1e-12)
-        energy = -xy.flatten(1).sum(1)
-        return x_next.flatten(d - 1, d), energy
+        w = None if omega is None else rotation_coefficients(omega, x, self.channel_dim)
+        return kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
+                               fused=self.fused_update)
 
     def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in native layout."""

@@ -11,9 +11,9 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from akorn.coupling import attend
 from akorn.kuramoto import KuramotoLayer
 
 
@@ -96,7 +96,7 @@ class _SelfAttention(nn.Module):
     def forward(self, x):  # (B, L, C)
         B, L, C = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        o = F.scaled_dot_product_attention(q, k, v)
+        o = attend(q, k, v)
         return self.out(o.transpose(1, 2).reshape(B, L, C))
 
 

@@ -40,19 +40,33 @@ def project_tangent(y: torch.Tensor, x: torch.Tensor, n: int, channel_dim: int =
     return (ys - (xs * ys).sum(d, keepdim=True) * xs).flatten(d - 1, d)
 
 
+def swap_channel_pairs(x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """``(a, b) -> (b, a)`` for every consecutive channel pair along ``channel_dim``."""
+    xs, d = split_oscillators(x, 2, channel_dim)
+    return xs.flip(d).flatten(d - 1, d)
+
+
+def rotation_coefficients(omega: torch.Tensor, x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """``w`` with ``Ω x = w * swap_channel_pairs(x)``: ``(ω, -ω)`` per pair, shaped to broadcast against ``x``.
+
+    ``omega`` is a scalar (one frequency for the layer) or has ``C/2`` entries (one per channel pair).
+    """
+    cdim = channel_dim % x.ndim
+    C = x.shape[cdim]
+    sign = torch.tensor([1.0, -1.0], dtype=omega.dtype, device=omega.device)
+    w = (omega.reshape(-1, 1) * sign).expand(C // 2, 2)
+    shape = [1] * x.ndim
+    shape[cdim] = C
+    return w.reshape(shape).to(x.dtype)
+
+
 def rotate_pairs(x: torch.Tensor, omega: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
     """Apply the antisymmetric generator Ω: ``(a, b) -> (ω b, -ω a)`` on channel pairs.
 
     ``omega`` is a scalar (one frequency for the layer) or has ``C/2`` entries
     (one frequency per channel pair).
     """
-    xs, d = split_oscillators(x, 2, channel_dim)
-    a, b = xs.unbind(d)
-    if omega.ndim == 1 and omega.numel() > 1:
-        shape = [1] * a.ndim
-        shape[d - 1] = omega.numel()
-        omega = omega.view(shape)
-    return torch.stack((omega * b, -omega * a), dim=d).flatten(d - 1, d)
+    return rotation_coefficients(omega, x, channel_dim) * swap_channel_pairs(x, channel_dim)
 
 
 def order_parameter(x: torch.Tensor, n: int, channel_dim: int = 1, dims=None) -> torch.Tensor:

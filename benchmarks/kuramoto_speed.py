@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import print_speedups, run_all  # noqa: E402
+from _isolated import add_malloc_option, child_env, print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -43,11 +43,11 @@ def matmul_flops(size: dict) -> float:
     return 3 * T * per_step
 
 
-def matmul_rate(repeats: int = 10) -> float:
-    """GFLOP/s of a large float32 matmul (the projection shape at the Sudoku size) on this machine."""
+def matmul_rate(repeats: int = 10, dtype: str = "float32") -> float:
+    """GFLOP/s of a large matmul (the projection shape at the Sudoku size) on this machine."""
     import torch
 
-    a, w = torch.randn(8100, 512), torch.randn(1536, 512)
+    a, w = torch.randn(8100, 512, dtype=getattr(torch, dtype)), torch.randn(1536, 512, dtype=getattr(torch, dtype))
     for _ in range(2):
         a @ w.T
     t0 = time.perf_counter()
@@ -117,13 +117,16 @@ def main():
     p.add_argument("--json", help="write results to this file")
     p.add_argument("--floor-only", action="store_true", help="only measure the matmul rate and print the floor")
     p.add_argument("--_one", nargs=3, help=argparse.SUPPRESS)
+    add_malloc_option(p)
     a = p.parse_args()
     if a._one:
         print(json.dumps(run_one(a._one[0], a.size, a._one[1], int(a._one[2]), a.authors_repo)))
         return
-    rate = matmul_rate()
     size = SIZES[a.size]
-    print(f"large fp32 matmul: {rate:.0f} GFLOP/s -> matmul floor {matmul_flops(size) / rate / 1e9:.2f} s per iteration")
+    for dtype in ("float32", "bfloat16"):
+        rate = matmul_rate(dtype=dtype)
+        print(f"large {dtype} matmul: {rate:.0f} GFLOP/s -> matmul floor "
+              f"{matmul_flops(size) / rate / 1e9:.2f} s per iteration")
     if a.floor_only:
         return
     impls = a.impl.split(",")
@@ -138,7 +141,7 @@ def main():
                if not (impl in ("reference", "authors") and prec == "bf16")]
     rows = run_all(__file__, configs, a.authors_repo, lambda label, r: print(
         f"{r['impl']:18s} {r['precision']:9s} {r['sec_per_iter']:8.2f} {r['first_iter']:8.2f} {r['peak_mb']:8.0f} "
-        f"{r['gflops']:8.1f}", flush=True))
+        f"{r['gflops']:8.1f}", flush=True), env=child_env(a.malloc_mmap_threshold))
     print_speedups(rows, "sec_per_iter", lambda r: f"{r['impl']} {r['precision']}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

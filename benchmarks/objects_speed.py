@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import print_speedups, run_all  # noqa: E402
+from _isolated import add_malloc_option, child_env, print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"tetrominoes": dict(image=32, patch=4, channels=128), "clevrtex": dict(image=128, patch=8, channels=256)}
@@ -63,6 +63,7 @@ def main():
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--authors-repo")
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    add_malloc_option(p)
     a = p.parse_args()
     if a._one:
         print(json.dumps(run_one(a.size, a._one[0], int(a._one[1]), a.authors_repo)))
@@ -71,7 +72,8 @@ def main():
     print(f"objects training step, {a.size} {SIZES[a.size]}, batch 8, T=8")
     configs = [(impl, ["--size", a.size, "--_one", impl, str(a.repeats)]) for impl in impls]
     rows = run_all(__file__, configs, a.authors_repo, lambda impl, r: print(
-        f"{impl:16s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True))
+        f"{impl:16s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True),
+                   env=child_env(a.malloc_mmap_threshold))
     print_speedups(rows, "sec")
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _isolated import print_speedups, run_all  # noqa: E402
+from _isolated import add_malloc_option, child_env, print_speedups, run_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +95,7 @@ def main():
     p.add_argument("--authors-repo")
     p.add_argument("--json")
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    add_malloc_option(p)
     a = p.parse_args()
     if a._one:
         print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels)))
@@ -106,7 +107,8 @@ def main():
     configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)])
                for impl in impls]
     rows = run_all(__file__, configs, a.authors_repo,
-                   lambda impl, r: print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True))
+                   lambda impl, r: print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True),
+                   env=child_env(a.malloc_mmap_threshold))
     print_speedups(rows, "sec")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

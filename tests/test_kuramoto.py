@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent, rotate_pairs
+from akorn.coupling import AttentionCoupling
 from akorn.gta import rotary_angles
 from akorn.oscillators import split_oscillators
 from tests.reference import reference_run
@@ -319,3 +320,50 @@ def test_readout_is_rotation_invariant_within_groups():
     assert torch.allclose(ro(x), z.norm(dim=2) + ro.bias[:, None, None])
     tok = ro(x.flatten(2).transpose(1, 2))
     assert torch.allclose(tok, ro(x).flatten(2).transpose(1, 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("omega", ["global", "per_pair", "none", "identity"])
+@pytest.mark.parametrize("coupling", ["conv", "attn"])
+def test_fused_update_matches_plain_autograd(omega, coupling):
+    """The eager step's hand-derived backward equals autograd through the plain expression."""
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=4, coupling=coupling, grid=(3, 3), heads=2, omega=omega, omega_init=0.4,
+                          learn_gamma=True, gamma=0.7, steps=3).double()
+    if omega == "per_pair":
+        with torch.no_grad():
+            layer.omega_param.add_(torch.randn_like(layer.omega_param) * 0.3)
+    x0 = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+    c0 = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        layer.fused_update = fused
+        layer.zero_grad()
+        x, c = x0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
+        r = layer(x, c, return_energy=True)
+        (r.x.sin().sum() + r.energy.square().sum() * 0.01).backward()
+        grads = [p.grad.clone() for p in layer.parameters() if p.grad is not None]
+        results.append((r.x.detach(), r.energy.detach(), x.grad, c.grad, grads))
+    for a, b in zip(results[0][:4], results[1][:4]):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert len(results[0][4]) == len(results[1][4]) > 0
+    for a, b in zip(results[0][4], results[1][4]):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_kernels_agree(dtype):
+    """The matmul kernel (auto's choice for CPU bf16) computes the same attention as sdpa."""
+    from akorn.coupling import attend
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8, dtype=dtype, requires_grad=True) for _ in range(3))
+    outs = []
+    for kernel in ("sdpa", "matmul"):
+        o = attend(q, k, v, kernel)
+        (g,) = torch.autograd.grad(o.float().square().sum(), q)
+        outs.append((o.float(), g.float()))
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    assert torch.allclose(outs[0][0], outs[1][0], atol=tol, rtol=tol)
+    assert torch.allclose(outs[0][1], outs[1][1], atol=tol * 10, rtol=tol)
+    with pytest.raises(ValueError, match="attention"):
+        AttentionCoupling(8, heads=2, positions="none", attention="flash")

@@ -1,0 +1,111 @@
+"""The per-oscillator part of one Kuramoto step as a single autograd function.
+
+Given the state ``x`` and the pull ``y = J(x) + c`` (both in the layer's native layout),
+computes::
+
+    dx     = Proj_x(y) + Ω x  (+ x for the reference code's identity in Ω's place)
+    x_next = normalize_N(x + γ dx)
+    energy = -Σ <x, y>                                  # per sample
+
+Autograd over the plain expression stores about twice as many full-size tensors and runs
+about twice as many passes over them in the backward as the hand-derived gradient below,
+and in eager mode on a CPU those passes cost as much as the matmuls. ``torch.compile``
+fuses the plain expression instead, so :class:`akorn.KuramotoLayer` uses this function only
+in eager mode. Both give the same values and gradients (``tests/test_kuramoto.py``).
+"""
+from __future__ import annotations
+
+import torch
+
+from akorn.oscillators import rotation_coefficients, split_oscillators, swap_channel_pairs
+
+
+def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool):
+    """The same update written as plain tensor expressions (what ``torch.compile`` fuses)."""
+    xs, d = split_oscillators(x, n, channel_dim)
+    ys, _ = split_oscillators(y, n, channel_dim)
+    xy = (xs * ys).sum(d, keepdim=True)
+    dx = ys - xy * xs
+    if w is not None:
+        dx = dx + split_oscillators(w * swap_channel_pairs(x, channel_dim), n, channel_dim)[0]
+    if identity:
+        dx = dx + xs
+    u = xs + gamma * dx
+    x_next = u / u.norm(dim=d, keepdim=True).clamp_min(1e-12)
+    return x_next.flatten(d - 1, d), -xy.flatten(1).sum(1)
+
+
+class _FusedUpdate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y, w, gamma, n: int, channel_dim: int, identity: bool):
+        xs, d = split_oscillators(x, n, channel_dim)
+        ys, _ = split_oscillators(y, n, channel_dim)
+        xy = (xs * ys).sum(d, keepdim=True)
+        dx = torch.addcmul(ys, xy, xs, value=-1)
+        if w is not None:
+            dx.add_(split_oscillators(w * swap_channel_pairs(x, channel_dim), n, channel_dim)[0])
+        if identity:
+            dx.add_(xs)
+        u = torch.addcmul(xs, dx, gamma)
+        r = u.norm(dim=d, keepdim=True).clamp_min_(1e-12)
+        out = u.div_(r)
+        ctx.save_for_backward(x, y, w, gamma, xy, out, r)
+        ctx.layout = (n, channel_dim, identity, d)
+        return out.flatten(d - 1, d), -xy.flatten(1).sum(1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out, g_energy):
+        x, y, w, gamma, xy, out, r = ctx.saved_tensors
+        n, cdim, identity, d = ctx.layout
+        xs, _ = split_oscillators(x, n, cdim)
+        ys, _ = split_oscillators(y, n, cdim)
+        # Through the normalisation: gu = (g - <g, x_next> x_next) / |u|.
+        if g_out is None:
+            gu = torch.zeros_like(xs)
+        else:
+            g, _ = split_oscillators(g_out, n, cdim)
+            gu = torch.addcmul(g, (g * out).sum(d, keepdim=True), out, value=-1).div_(r)
+        # u = x + γ (y - <x, y> x + w·swap(x) [+ x]); energy = -Σ <x, y>.
+        g_xy = -gamma * (gu * xs).sum(d, keepdim=True)
+        if g_energy is not None:
+            g_xy = g_xy - g_energy.reshape((-1,) + (1,) * (g_xy.ndim - 1))
+        need_x, need_y, need_w, need_gamma = ctx.needs_input_grad[:4]
+        gx = gy = gw = ggamma = None
+        if need_y:
+            gy = torch.addcmul(gu * gamma, g_xy, xs).flatten(d - 1, d)
+        if need_x:
+            coef = (1 + gamma if identity else torch.ones_like(gamma)) - gamma * xy
+            gxs = gu * coef
+            gxs.addcmul_(g_xy, ys)
+            gx = gxs.flatten(d - 1, d)
+            if w is not None:
+                gx = gx + gamma * swap_channel_pairs(gu.flatten(d - 1, d) * w, cdim)
+        if need_w or need_gamma:
+            swapped = swap_channel_pairs(x, cdim) if w is not None else None
+            if need_w:
+                gw = _sum_to(gamma * gu.flatten(d - 1, d) * swapped, w.shape)
+            if need_gamma:
+                dx = torch.addcmul(ys, xy, xs, value=-1)
+                if w is not None:
+                    dx.add_(split_oscillators(w * swapped, n, cdim)[0])
+                if identity:
+                    dx.add_(xs)
+                ggamma = (gu * dx).sum().reshape(gamma.shape)
+        return gx, gy, gw, ggamma, None, None, None
+
+
+def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
+    dims = [i for i, (a, b) in enumerate(zip(t.shape, shape)) if b == 1 and a != 1]
+    return t.sum(dims, keepdim=True) if dims else t
+
+
+def kuramoto_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True):
+    """Next state and the energy of the current one; see the module docstring.
+
+    ``w``: rotation coefficients from :func:`rotation_coefficients`, or None without Ω.
+    ``fused``: use the hand-derived backward (eager mode) or plain autograd.
+    """
+    if fused and not torch.compiler.is_compiling():
+        return _FusedUpdate.apply(x, y, w, gamma, n, channel_dim, identity)
+    return plain_update(x, y, w, gamma, n, channel_dim, identity)
