@@ -81,6 +81,20 @@ def test_models_features_and_uptiling(model):
         model.features(torch.rand(1, 1, 16, 16))
 
 
+def test_uptiling_shared_noise_starts_every_copy_from_the_same_states():
+    torch.manual_seed(0)
+    model = ImageAKOrN(16, 4, 16, coupling="conv", steps=2)
+    img = torch.rand(2, 3, 16, 16)
+    shared = uptiled_features(model, img, 2, torch.Generator().manual_seed(3), noise="shared")
+    plain = model.features(img, torch.Generator().manual_seed(3))
+    assert torch.allclose(shared[:, :, ::2, ::2], plain)  # the unshifted copy, same initial states
+    independent = uptiled_features(model, img, 2, torch.Generator().manual_seed(3))
+    assert torch.allclose(independent[:, :, ::2, ::2], plain)
+    assert not torch.allclose(shared[:, :, 1::2, 1::2], independent[:, :, 1::2, 1::2])
+    with pytest.raises(ValueError, match="noise"):
+        uptiled_features(model, img, 2, torch.Generator(), noise="fresh")
+
+
 def test_identity_omega_model_equals_paper_form_with_half_step():
     torch.manual_seed(0)
     ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)

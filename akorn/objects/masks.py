@@ -33,18 +33,25 @@ def cluster_features(feats: torch.Tensor, k: int, method: str = "agglomerative",
     return labels.reshape(h, w)
 
 
+UPTILE_NOISE = ("independent", "shared")
+
+
 def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     t = torch.from_numpy(labels.astype(np.int64))[None, None].float()
     return F.interpolate(t, size=size, mode="nearest")[0, 0].long().numpy()
 
 
 @torch.no_grad()
-def uptiled_features(model, images: torch.Tensor, factor: int, generator=None) -> torch.Tensor:
+def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent"):
     """Features on ``factor x factor`` shifted copies, interleaved into a map ``factor`` times denser.
 
     Each copy shifts the image by ``patch/factor`` pixels (edge pixels repeated), so patch
-    centres of the copies fall between those of the original.
+    centres of the copies fall between those of the original. ``noise``: ``"independent"``
+    random initial oscillator states per copy (the reference code's default), or ``"shared"``:
+    every copy starts from the same states, so the copies' phases are comparable.
     """
+    if noise not in UPTILE_NOISE:
+        raise ValueError(f"noise must be one of {UPTILE_NOISE}, got {noise!r}")
     if factor <= 1:
         return model.features(images, generator)
     p = model.patch
@@ -54,8 +61,11 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None) -
     B, _, H, W = images.shape
     padded = F.pad(images, (0, p, 0, p), mode="replicate")
     out = None
+    start = generator.get_state() if generator is not None and noise == "shared" else None
     for dy in range(factor):
         for dx in range(factor):
+            if start is not None:
+                generator.set_state(start)
             shifted = padded[:, :, dy * s : dy * s + H, dx * s : dx * s + W]
             f = model.features(shifted, generator)  # (B, C, h, w)
             if out is None:
@@ -65,9 +75,9 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None) -
 
 
 def predict_masks(model, images: torch.Tensor, k: int, method: str = "agglomerative", uptile: int = 1,
-                  pca_dim: int = 128, seed: int = 0) -> np.ndarray:
+                  pca_dim: int = 128, seed: int = 0, uptile_noise: str = "independent") -> np.ndarray:
     """(B, 3, H, W) images -> (B, H, W) predicted segment labels."""
     g = torch.Generator(device=images.device if images.device.type == "cuda" else "cpu").manual_seed(seed)
-    feats = uptiled_features(model, images, uptile, g).float().cpu()
+    feats = uptiled_features(model, images, uptile, g, uptile_noise).float().cpu()
     H, W = images.shape[2:]
     return np.stack([upsample_labels(cluster_features(f, k, method, pca_dim, seed), (H, W)) for f in feats])
