@@ -59,7 +59,7 @@ def run_one(size: str, impl: str, repeats: int, authors_repo: str | None) -> dic
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="tetrominoes")
-    p.add_argument("--impl", default="akorn,akorn-bf16,akorn-compile")
+    p.add_argument("--impl", default="akorn,akorn-bf16,akorn-compile,akorn-compile-bf16")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--authors-repo")
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)

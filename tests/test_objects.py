@@ -95,6 +95,26 @@ def test_uptiling_shared_noise_starts_every_copy_from_the_same_states():
         uptiled_features(model, img, 2, torch.Generator(), noise="fresh")
 
 
+def test_uptiling_centre_alignment_shifts_copies_back_by_the_half_patch_offset():
+    """A model whose feature is its patch's mean pixel: with centre alignment the map is the image's
+    local means centred on each cell; with corner alignment it is displaced by (p - s) / 2 pixels."""
+
+    class PatchMean(torch.nn.Module):
+        patch = 4
+
+        def features(self, img, generator=None):
+            return torch.nn.functional.avg_pool2d(img[:, :1], 4)
+
+    img = torch.zeros(1, 3, 16, 16)
+    img[:, :, 8:, :] = 1.0  # bottom half bright: the edge is at row 8
+    for align, lead in (("corner", 0), ("centre", 1)):
+        up = uptiled_features(PatchMean(), img, 4, align=align)[0, 0, :, 0]  # column profile, 16 rows
+        # cell r holds the mean of rows [r - lead, r - lead + 4): it first reaches 1 at row 8 + lead
+        assert up[8 + lead] == 1.0 and up[7 + lead] < 1.0
+    with pytest.raises(ValueError, match="align"):
+        uptiled_features(PatchMean(), img, 4, align="middle")
+
+
 def test_identity_omega_model_equals_paper_form_with_half_step():
     torch.manual_seed(0)
     ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)

@@ -94,13 +94,14 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_masks(model, ds, k: int, method: str, uptile: int = 1, batch: int = 32, seed: int = 0,
-                   uptile_noise: str = "independent"):
+                   uptile_noise: str = "independent", uptile_align: str = "corner"):
     """Per-image FG-ARI and MBO over ``ds``; also returns the predicted label maps."""
     device = next(model.parameters()).device
     aris, mbos, preds = [], [], []
     for s in range(0, len(ds), batch):
         imgs = to_float_images(ds.images[s : s + batch]).to(device)
-        p = predict_masks(model, imgs, k, method, uptile, seed=seed, uptile_noise=uptile_noise)
+        p = predict_masks(model, imgs, k, method, uptile, seed=seed, uptile_noise=uptile_noise,
+                          uptile_align=uptile_align)
         gt = ds.masks[s : s + batch].numpy()
         for g, q in zip(gt, p):
             aris.append(fg_ari(g, q))

@@ -34,6 +34,7 @@ def cluster_features(feats: torch.Tensor, k: int, method: str = "agglomerative",
 
 
 UPTILE_NOISE = ("independent", "shared")
+UPTILE_ALIGN = ("corner", "centre")
 
 
 def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -42,16 +43,23 @@ def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @torch.no_grad()
-def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent"):
+def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent",
+                     align: str = "corner"):
     """Features on ``factor x factor`` shifted copies, interleaved into a map ``factor`` times denser.
 
     Each copy shifts the image by ``patch/factor`` pixels (edge pixels repeated), so patch
     centres of the copies fall between those of the original. ``noise``: ``"independent"``
     random initial oscillator states per copy (the reference code's default), or ``"shared"``:
     every copy starts from the same states, so the copies' phases are comparable.
+    ``align``: ``"corner"`` puts each patch's feature in the map cell at the patch's top-left
+    corner, as the reference code does, which displaces the map by ``(patch - patch/factor) / 2``
+    pixels; ``"centre"`` shifts the copies back by that amount (rounded down) so cells sit
+    under their patches' centres.
     """
     if noise not in UPTILE_NOISE:
         raise ValueError(f"noise must be one of {UPTILE_NOISE}, got {noise!r}")
+    if align not in UPTILE_ALIGN:
+        raise ValueError(f"align must be one of {UPTILE_ALIGN}, got {align!r}")
     if factor <= 1:
         return model.features(images, generator)
     p = model.patch
@@ -59,7 +67,8 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
         raise ValueError(f"up-tiling factor {factor} must divide the patch size {p}")
     s = p // factor
     B, _, H, W = images.shape
-    padded = F.pad(images, (0, p, 0, p), mode="replicate")
+    lead = (p - s) // 2 if align == "centre" else 0
+    padded = F.pad(images, (lead, p, lead, p), mode="replicate")
     out = None
     start = generator.get_state() if generator is not None and noise == "shared" else None
     for dy in range(factor):
@@ -75,9 +84,10 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
 
 
 def predict_masks(model, images: torch.Tensor, k: int, method: str = "agglomerative", uptile: int = 1,
-                  pca_dim: int = 128, seed: int = 0, uptile_noise: str = "independent") -> np.ndarray:
+                  pca_dim: int = 128, seed: int = 0, uptile_noise: str = "independent",
+                  uptile_align: str = "corner") -> np.ndarray:
     """(B, 3, H, W) images -> (B, H, W) predicted segment labels."""
     g = torch.Generator(device=images.device if images.device.type == "cuda" else "cpu").manual_seed(seed)
-    feats = uptiled_features(model, images, uptile, g, uptile_noise).float().cpu()
+    feats = uptiled_features(model, images, uptile, g, uptile_noise, uptile_align).float().cpu()
     H, W = images.shape[2:]
     return np.stack([upsample_labels(cluster_features(f, k, method, pca_dim, seed), (H, W)) for f in feats])
