@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from akorn.oscillators import rotation_coefficients, split_oscillators, swap_channel_pairs
+from akorn.oscillators import split_oscillators, swap_channel_pairs
 
 
 def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool):
@@ -103,7 +103,7 @@ def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
 def kuramoto_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True):
     """Next state and the energy of the current one; see the module docstring.
 
-    ``w``: rotation coefficients from :func:`rotation_coefficients`, or None without Ω.
+    ``w``: rotation coefficients from :func:`akorn.oscillators.rotation_coefficients`, or None without Ω.
     ``fused``: use the hand-derived backward (eager mode) or plain autograd.
     """
     if fused and not torch.compiler.is_compiling():

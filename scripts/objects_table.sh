@@ -36,7 +36,7 @@ for data in ${DATASETS[@]}; do
     for r in $tiles; do
       for align in corner centre; do
         [ "$r" = 1 ] && [ $align = centre ] && continue
-        tag=x$r$([ $align = centre ] && echo -centre)
+        if [ $align = centre ]; then tag=x$r-centre; else tag=x$r; fi
         [ -f "$OUT/$name/eval-$tag.json" ] && continue
         akorn objects eval "$OUT/$name" --uptile $r --uptile-align $align --json "$OUT/$name/eval-$tag.json" \
           --figure "$OUT/$name/masks-$tag.png" >> "$OUT/$name.log" 2>&1
