@@ -3,8 +3,9 @@
 # Tetrominoes and multi-dSprites with the cpu preset, then evaluate FG-ARI / MBO.
 # Runs one job at a time (they share the CPU); every run's log, metrics and eval JSON
 # land under runs/objects-table/.
-# Usage: bash scripts/objects_table.sh [tetrominoes] [dsprites] [tetrominoes-long]
+# Usage: bash scripts/objects_table.sh [tetrominoes] [dsprites] [tetrominoes-long] [dsprites-long]
 #   tetrominoes-long: the same three models with ten times the data, 2 epochs (1,874 steps each).
+#   dsprites-long: ten times the data, 1 epoch (937 steps each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -17,6 +18,7 @@ for data in ${DATASETS[@]}; do
     # patch 8 keeps 8x8 tokens on 64x64 images, so a dSprites step costs what a Tetrominoes one does
     dsprites) extra="epochs=4 kernel_size=7 patch=8"; tiles="1 4" ;;
     tetrominoes-long) extra="train_size=60000 epochs=2 checkpoint_every=500"; tiles="1 4" ;;
+    dsprites-long) extra="train_size=60000 epochs=1 kernel_size=7 patch=8 checkpoint_every=500"; tiles="1 4" ;;
     *) echo "unknown dataset $data" >&2; exit 2 ;;
   esac
   for model in akorn-attn akorn-conv itrsa; do
