@@ -53,8 +53,8 @@ def rotation_coefficients(omega: torch.Tensor, x: torch.Tensor, channel_dim: int
     """
     cdim = channel_dim % x.ndim
     C = x.shape[cdim]
-    sign = torch.tensor([1.0, -1.0], dtype=omega.dtype, device=omega.device)
-    w = (omega.reshape(-1, 1) * sign).expand(C // 2, 2)
+    om = omega.reshape(-1, 1)
+    w = torch.cat((om, -om), 1).expand(C // 2, 2)  # built on omega's device: no host tensor per step
     shape = [1] * x.ndim
     shape[cdim] = C
     return w.reshape(shape).to(x.dtype)

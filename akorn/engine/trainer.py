@@ -9,7 +9,6 @@ Under torchrun every rank computes the same global batch and takes its contiguou
 from __future__ import annotations
 
 import abc
-
 import contextlib
 import dataclasses
 import json
