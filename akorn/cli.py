@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from akorn.viz import cli as viz_cli
 
     viz_cli.add_parser(sub)
-    d = sub.add_parser("demo", help="solve a few freshly generated puzzles with the shipped Sudoku model")
+    d = sub.add_parser("demo", help="solve a few freshly generated SATNet-like puzzles with the shipped Sudoku model")
     d.add_argument("--n", type=int, default=3)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
@@ -39,7 +39,7 @@ def cmd_demo(args):
 
     model, record = pretrained.load_sudoku()
     print(f"shipped Sudoku AKOrN: {record.get('summary', '')}")
-    ds = sdata.generate_set(args.n, (31, 42), seed=args.seed)
+    ds = sdata.generate_set(args.n, (31, 42), seed=args.seed, style="satnet")
     pred = predict(model, ds.quiz, candidates=16, seed=args.seed)
     for q, p in zip(ds.quiz.tolist(), pred.digits.tolist()):
         print("puzzle:")

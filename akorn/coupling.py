@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from akorn.attention_op import matmul_attention
 from akorn.gta import GTA, apply_pair_blocks, pair_coefficients, rotary_angles, rotation_blocks
 from akorn.oscillators import swap_channel_pairs
 
@@ -29,12 +30,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "aut
     """Softmax attention ``softmax(q kᵀ / sqrt(d)) v`` over ``(B, heads, L, d)`` tensors.
 
     ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
-    matmuls and a softmax, the same maths. ``"auto"`` picks matmul for bfloat16 on a CPU, where the
+    matmuls and a softmax, the same maths, kept whole under ``torch.compile``
+    (:mod:`akorn.attention_op`). ``"auto"`` picks matmul for bfloat16 on a CPU, where the
     fused CPU kernel's backward is several times slower than the batched matmuls, and sdpa otherwise.
     """
     if kernel == "matmul" or (kernel == "auto" and q.device.type == "cpu" and q.dtype == torch.bfloat16):
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-        return torch.matmul(scores.softmax(-1), v)
+        return matmul_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v)
 
 

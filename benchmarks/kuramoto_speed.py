@@ -4,7 +4,8 @@ Prints a table: median seconds per iteration (after warm-up), peak resident memo
 fresh process per configuration, and achieved matmul GFLOP/s, for
 
 * akorn (eager), akorn with activation checkpointing, akorn with torch.compile (opt-in),
-  each in float32 and bf16 autocast;
+  each in float32 and bf16 autocast; a ``-matmul`` suffix (``akorn-compile-matmul``) forces
+  the batched-matmul attention kernel instead of the automatic choice;
 * the plain implementation written straight from the equations (tests/reference.py);
 * optionally the authors' layer, imported from a checkout you point at with --authors-repo.
 
@@ -67,7 +68,9 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
 
     layer = KuramotoLayer(C, n=n, coupling="attn", heads=size["heads"], grid=size["grid"], omega="global",
                           omega_init=0.5, c_norm=None, learn_gamma=True, steps=T, check_inputs=False,
-                          checkpoint=impl == "akorn-checkpoint", compile=impl == "akorn-compile")
+                          checkpoint=impl.startswith("akorn-checkpoint"), compile=impl.startswith("akorn-compile"))
+    if impl.endswith("-matmul"):  # e.g. akorn-compile-matmul: two batched matmuls instead of SDPA
+        layer.coupling.attention = "matmul"
     x = torch.randn(B, L, C)
     c = torch.randn(B, L, C)
     if impl.startswith("akorn"):

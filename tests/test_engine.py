@@ -86,6 +86,34 @@ def test_corrupt_and_missing_checkpoints(tmp_path, puzzle_csv):
     assert r.returncode == 2 and "has no checkpoint" in r.stderr
 
 
+def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
+    from akorn.engine.trainer import load_init_weights
+    from akorn.sudoku.experiment import SudokuExperiment
+
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "base", "max_steps=3"))
+    assert r.returncode == 0, r.stderr
+    _, ema, _ = _final_weights(tmp_path / "base")
+    cfg = resolve(SudokuConfig, TINY, presets=PRESETS)
+    model = SudokuExperiment().build_model(cfg)
+    load_init_weights(model, str(tmp_path / "base"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ema[k]), k  # the EMA, not the raw weights, and every tensor
+    # A fine-tuning run starts at step 0 with those weights and its own folder.
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "tuned", "max_steps=2", f"init={tmp_path / 'base'}"))
+    assert r.returncode == 0, r.stderr
+    assert ck.list_checkpoints(tmp_path / "tuned" / "checkpoints")[-1].name.endswith("2")
+    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "model")
+    assert r.returncode == 0, r.stderr
+    record = json.loads((tmp_path / "shipped" / "model.json").read_text())
+    (base,) = record["initialised_from"]
+    assert base["init"] == str(tmp_path / "base") and "name=base" in base["training_commands"][0]
+    assert "init=" in record["training_commands"][0]
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "wide", "max_steps=1", "channels=32", f"init={tmp_path / 'base'}"))
+    assert r.returncode == 2 and "weights do not fit this model" in r.stderr
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "nowhere", "max_steps=1", f"init={tmp_path / 'missing'}"))
+    assert r.returncode == 2 and "init=" in r.stderr
+
+
 def test_malicious_pickle_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 

@@ -367,3 +367,20 @@ def test_attention_kernels_agree(dtype):
     assert torch.allclose(outs[0][1], outs[1][1], atol=tol * 10, rtol=tol)
     with pytest.raises(ValueError, match="attention"):
         AttentionCoupling(8, heads=2, positions="none", attention="flash")
+
+
+def test_matmul_attention_op_gradients_and_compile():
+    """The matmul kernel is one custom op: exact float64 gradients, and inductor keeps it (no SDPA swap)."""
+    from torch._inductor.utils import run_and_get_code
+
+    from akorn.attention_op import matmul_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(matmul_attention, (q, k, v))
+    torch.library.opcheck(torch.ops.akorn.matmul_attention.default, (q, k, v, 0.5))
+    q, k, v = (t.detach().float() for t in (q, k, v))
+    out, codes = run_and_get_code(torch.compile(matmul_attention), q, k, v)
+    assert torch.allclose(out, matmul_attention(q, k, v), atol=1e-6)
+    code = "\n".join(codes)
+    assert "matmul_attention" in code and "scaled_dot_product" not in code

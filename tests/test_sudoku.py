@@ -36,6 +36,65 @@ def test_generator_gives_unique_puzzles_with_exact_givens(givens):
         assert solver.is_valid_solution(s, q) and solver.count_solutions(q, 2) == 1
 
 
+def test_singles_rounds_counts_parallel_forced_moves():
+    solution = [int(c) for c in SOL]
+    assert solver.singles_rounds(solution) == 0
+    one_blank = solution[:]
+    one_blank[40] = 0
+    assert solver.singles_rounds(one_blank) == 1
+    row_blank = solution[:]
+    row_blank[:9] = [0] * 9  # each blank sees eight digits in its column: one round
+    assert solver.singles_rounds(row_blank) == 1
+
+    def slow(grid):
+        g, n = list(grid), 0
+        while not all(g):
+            new = {}
+            for i in range(81):
+                if not g[i]:
+                    seen = {g[j] for j in range(81) if g[j] and (j // 9 == i // 9 or j % 9 == i % 9
+                                                                 or solver.BOX[j] == solver.BOX[i])}
+                    left = set(range(1, 10)) - seen
+                    if len(left) == 1:
+                        new[i] = left.pop()
+            if not new:
+                return None
+            g = [new.get(i, d) for i, d in enumerate(g)]
+            n += 1
+        return n
+    rng = random.Random(2)
+    for grid in [[int(c) for c in QUIZ]] + [solver.generate(g, rng)[0] for g in (24, 30, 36, 40)]:
+        assert solver.singles_rounds(grid) == slow(grid)
+
+
+@pytest.mark.parametrize("style", ["singles", "satnet"])
+def test_easy_styles_are_solved_by_naked_singles(style):
+    rng = random.Random(5)
+    rounds = []
+    for givens in (31, 36, 42):
+        q, s = solver.generate(givens, rng, style=style)
+        assert sum(1 for d in q if d) == givens
+        assert solver.is_valid_solution(s, q) and solver.count_solutions(q, 2) == 1
+        rounds.append(solver.singles_rounds(q))
+    assert all(r is not None for r in rounds)
+    if style == "satnet":
+        assert max(rounds) <= max(solver.SATNET_ROUNDS) + 200 // 5
+    with pytest.raises(ValueError, match="style"):
+        solver.generate(36, rng, style="hard")
+
+
+def test_satnet_style_matches_satnet_difficulty():
+    # SATNet boards need 4.3 rounds of naked singles on average; "unique" boards need search.
+    ds = sdata.generate_set(60, (31, 42), seed=1, style="satnet")
+    rounds = [solver.singles_rounds(q) for q in ds.quiz.tolist()]
+    assert None not in rounds and 3.5 <= sum(rounds) / len(rounds) <= 5.5
+    hard = sdata.generate_set(60, (31, 42), seed=1, style="unique")
+    assert sum(solver.singles_rounds(q) is None for q in hard.quiz.tolist()) >= 3
+    assert sdata.load("generate:5:31-42:1:satnet").quiz.tolist() == ds.quiz[:5].tolist()
+    with pytest.raises(UserError, match="style"):
+        sdata.load("generate:5:31-42:1:hardest")
+
+
 def test_csv_readers_plain_xz_gz_header(tmp_path):
     body = f"{QUIZ},{SOL}\n{QUIZ.replace('0', '.')},{SOL}\n"
     (tmp_path / "a.csv").write_text("quizzes,solutions\n" + body)

@@ -60,6 +60,10 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between checkpoints
     keep_checkpoints: int = 3
     log_every: int = 10
+    # Fine-tuning: start from these weights (a run folder's latest checkpoint, a checkpoint
+    # folder or a .safetensors file) with a fresh optimizer at step 0. From a checkpoint the
+    # EMA weights are taken when it has them: they are the ones evaluated.
+    init: str = ""
 
     def validate(self):
         if self.batch_size < 1:
@@ -209,6 +213,29 @@ def load_ema_state(ema, sd: dict):
     ema.n_averaged.copy_(n.reshape(()))
 
 
+def load_init_weights(model: nn.Module, source: str):
+    """Load ``init=`` weights into ``model``; a wrong path or architecture is a UserError."""
+    path = Path(source)
+    if path.is_dir() and not (path / ck.STATE_FILE).exists():
+        found = RunFolder(path).latest_checkpoint()
+        if found is None:
+            raise UserError(f"init={source}: no checkpoint in that run folder")
+        path = found
+    if path.is_dir():
+        loaded = ck.load_checkpoint(path)
+        sd = loaded["ema"] if loaded["ema"] is not None else loaded["model"]
+        sd = {k: v for k, v in sd.items() if k != "__n_averaged"}
+    elif path.suffix == ".safetensors":
+        sd = ck.load_weights(path)
+    else:
+        raise UserError(f"init={source}: expected a run folder, a checkpoint folder or a .safetensors file")
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"init={source}: weights do not fit this model ({first})") from None
+
+
 def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Callable | None = None) -> Path:
     """Train ``experiment`` with ``cfg`` (or continue the run in ``resume``); returns the run folder."""
     device = pick_device(cfg.device)
@@ -240,6 +267,8 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     torch.manual_seed(cfg.seed)
     model = experiment.build_model(cfg).to(device)
+    if cfg.init and ckpt_path is None:
+        load_init_weights(model, cfg.init)
     ema = make_ema(model, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam

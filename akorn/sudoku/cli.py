@@ -25,7 +25,7 @@ def add_parser(sub):
 
     e = s.add_parser("eval", help="evaluate a run's checkpoint (EMA weights) from its folder alone")
     e.add_argument("run", help="run folder, or 'pretrained' for the shipped model")
-    e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED]")
+    e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
     e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
     e.add_argument("--T", type=int, default=None, help="Kuramoto steps at test time (default: as trained)")
     e.add_argument("--K", type=int, default=1, help="random initial states per board")
@@ -55,7 +55,10 @@ def add_parser(sub):
 
     g = s.add_parser("generate", help="generate puzzles with unique solutions as quiz,solution CSV")
     g.add_argument("n", type=int)
-    g.add_argument("--givens", default="31-42", help="range of clue counts, e.g. 31-42 (SATNet-like) or 17-34")
+    g.add_argument("--givens", default="31-42", help="range of clue counts, e.g. 31-42 (SATNet) or 17-34 (RRN)")
+    g.add_argument("--style", default="unique", choices=["unique", "singles", "satnet"],
+                   help="unique: any unique puzzle (often needs search); singles: naked singles solve it; "
+                        "satnet: as easy as the SATNet boards (naked singles in SATNet's number of rounds)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="output CSV (.csv, .csv.xz or .csv.gz)")
     g.set_defaults(func=cmd_generate)
@@ -216,10 +219,10 @@ def cmd_generate(args):
     if not 17 <= lo <= hi <= 80:
         raise UserError(f"--givens must satisfy 17 <= LO <= HI <= 80, got {args.givens}")
     t0 = time.time()
-    ds = sdata.generate_set(args.n, (lo, hi), args.seed)
+    ds = sdata.generate_set(args.n, (lo, hi), args.seed, args.style)
     dt = time.time() - t0
     sdata.write_csv(ds, args.out)
-    print(f"{args.n} puzzles ({lo}-{hi} givens) in {dt:.1f} s: {args.n / dt:.1f} puzzles/s -> {args.out}")
+    print(f"{args.n} {args.style} puzzles ({lo}-{hi} givens) in {dt:.1f} s: {args.n / dt:.1f} puzzles/s -> {args.out}")
 
 
 def cmd_download(args):
@@ -276,11 +279,25 @@ def cmd_export(args):
     run = RunFolder(Path(args.run))
     metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
     train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics if m.get("split") == "train")
+    # A fine-tuned run records the run it started from, so the lineage of shipped weights is complete.
+    lineage = []
+    init = cfg.init
+    while init:
+        base = Path(init)
+        base = base if (base / "command.txt").exists() else base.parent.parent  # a checkpoint folder's run
+        commands = base / "command.txt"
+        if not commands.exists():
+            lineage.append({"init": init, "training_commands": []})
+            break
+        lineage.append({"init": init, "training_commands": commands.read_text().splitlines()})
+        base_cfg = base / "config.json"
+        init = json.loads(base_cfg.read_text()).get("config", {}).get("init", "") if base_cfg.exists() else ""
     record = {
         "config": {k: v for k, v in vars(cfg).items()},
         "checkpoint": ckpt.name,
         "training_commands": (run.path / "command.txt").read_text().splitlines() if (run.path / "command.txt").exists() else [],
         "training_seconds_logged": round(train_secs),
+        "initialised_from": lineage,
         "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
         "summary": args.summary,
     }

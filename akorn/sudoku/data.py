@@ -155,17 +155,23 @@ def read_puzzles(lines, source: str = "input") -> tuple[list[list[int] | None], 
     return grids, errors
 
 
-def generate_set(n: int, givens_range: tuple[int, int], seed: int = 0) -> SudokuSet:
-    """``n`` puzzles with unique solutions, givens drawn uniformly from the inclusive range."""
+def generate_set(n: int, givens_range: tuple[int, int], seed: int = 0, style: str = "unique") -> SudokuSet:
+    """``n`` puzzles with unique solutions, givens drawn uniformly from the inclusive range.
+
+    ``style`` sets how hard they are (:func:`akorn.sudoku.solver.generate`); ``"satnet"``
+    matches the SATNet boards, ``"unique"`` allows puzzles that need search.
+    """
+    if style not in solver.STYLES:
+        raise UserError(f"unknown puzzle style {style!r}; choose one of {', '.join(solver.STYLES)}")
     rng = random.Random(seed)
     lo, hi = givens_range
     quizzes, solutions = [], []
     for _ in range(n):
-        q, s = solver.generate(rng.randint(lo, hi), rng)
+        q, s = solver.generate(rng.randint(lo, hi), rng, style=style)
         quizzes.append(q)
         solutions.append(s)
     return SudokuSet(torch.tensor(quizzes, dtype=torch.uint8), torch.tensor(solutions, dtype=torch.uint8),
-                     f"generated{givens_range}")
+                     f"generated{givens_range}-{style}")
 
 
 def write_csv(ds: SudokuSet, path: str | Path):
@@ -231,17 +237,20 @@ def load(spec: str, split: str = "train") -> SudokuSet:
 
     ``spec``: a CSV file (``quiz,solution``; .xz/.gz ok), a SATNet folder (features.pt/labels.pt,
     ``split`` picks the standard train/test part), an RRN folder (``split``.csv), or
-    ``generate:N:LO-HI[:SEED]`` for N generated puzzles with LO..HI givens.
+    ``generate:N:LO-HI[:SEED[:STYLE]]`` for N generated puzzles with LO..HI givens
+    (STYLE: unique, singles or satnet; default unique).
     """
     if spec.startswith("generate:"):
         parts = spec.split(":")
         try:
+            if len(parts) > 5:
+                raise ValueError
             n = int(parts[1])
             lo, hi = (int(v) for v in parts[2].split("-"))
             seed = int(parts[3]) if len(parts) > 3 else 0
         except (IndexError, ValueError):
-            raise UserError(f"bad generator spec {spec!r}; use generate:N:LO-HI[:SEED]") from None
-        return generate_set(n, (lo, hi), seed)
+            raise UserError(f"bad generator spec {spec!r}; use generate:N:LO-HI[:SEED[:STYLE]]") from None
+        return generate_set(n, (lo, hi), seed, parts[4] if len(parts) > 4 else "unique")
     p = Path(spec)
     if p.is_dir():
         if (p / "features.pt").exists():

@@ -29,7 +29,7 @@ class SudokuConfig(TrainConfig):
     gamma: float = 1.0
     learn_gamma: bool = True
     activation_checkpoint: bool = False
-    data: str = ""  # training data: CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED]; "" downloads SATNet
+    data: str = ""  # training data: CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]; "" downloads SATNet
     data_dir: str = "data"
     eval_data: str = ""  # evaluated during training; "" -> SATNet test split when training on the SATNet folder
     eval_limit: int = 1000

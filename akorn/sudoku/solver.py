@@ -96,20 +96,83 @@ def count_solutions(grid: Sequence[int], limit: int = 2) -> int:
     return len(solve(grid, limit=limit))
 
 
+STYLES = ("unique", "singles", "satnet")
+# Rounds of naked singles (singles_rounds) that the 9,000 SATNet training boards need,
+# counted on shared/data/sudoku/satnet-train.csv.xz: style "satnet" draws its cap from this.
+SATNET_ROUNDS = {3: 883, 4: 4572, 5: 2722, 6: 672, 7: 122, 8: 22, 9: 3, 10: 3, 11: 1}
+
+
+def singles_rounds(grid: Sequence[int]) -> int | None:
+    """Rounds of naked singles that fill ``grid``, or None if they get stuck.
+
+    Each round fills, at once, every blank whose row, column and box leave one digit.
+    A grid these rounds complete has exactly one solution, reached by forced moves only:
+    the difficulty of the SATNet boards, which all finish within 7 rounds.
+    """
+    cells = list(grid)
+    rounds = 0
+    while True:
+        rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+        for i, d in enumerate(cells):
+            if d:
+                bit = 1 << d
+                rows[i // 9] |= bit
+                cols[i % 9] |= bit
+                boxes[BOX[i]] |= bit
+        forced = []
+        for i in range(81):
+            if cells[i] == 0:
+                m = FULL & ~(rows[i // 9] | cols[i % 9] | boxes[BOX[i]])
+                n = POPCOUNT[m]
+                if n == 0:
+                    return None
+                if n == 1:
+                    forced.append((i, DIGITS[m][0]))
+        if not forced:
+            return rounds if all(cells) else None
+        for i, d in forced:
+            cells[i] = d
+        rounds += 1
+
+
 def random_solution(rng: random.Random) -> list[int]:
     return solve([0] * 81, limit=1, rng=rng)[0]
 
 
-def generate(givens: int, rng: random.Random, max_restarts: int = 200) -> tuple[list[int], list[int]]:
+def generate(givens: int, rng: random.Random, max_restarts: int = 200,
+             style: str = "unique") -> tuple[list[int], list[int]]:
     """A puzzle with exactly ``givens`` clues and a unique solution, and that solution.
 
-    Removes clues in random order from a random full grid while the solution stays
-    unique; restarts when it gets stuck above ``givens``. Low clue counts (below ~22)
-    are rare for this method and take many restarts.
+    Removes clues in random order from a random full grid while the puzzle stays
+    acceptable; restarts when it gets stuck above ``givens``. Low clue counts (below ~22)
+    are rare for this method and take many restarts. What is acceptable is ``style``:
+
+    - ``"unique"``: any puzzle with one solution. At 31-42 givens a fifth of these need
+      more than naked singles and many need 8-20 rounds of them: harder than SATNet.
+    - ``"singles"``: naked singles solve it (:func:`singles_rounds`), in any number of rounds.
+    - ``"satnet"``: naked singles solve it in at most R rounds, R drawn per puzzle from
+      the SATNet training boards' histogram (``SATNET_ROUNDS``), so the boards are as easy
+      as SATNet's, which all yield to naked singles and mostly within 4-5 rounds. Few
+      givens and a tight cap may not go together; every 5 failed restarts raise R by one,
+      which ties fewer givens to more rounds, as in SATNet.
     """
     if not 17 <= givens <= 80:
         raise ValueError(f"givens must be in 17..80 (no unique puzzle has fewer than 17), got {givens}")
-    for _ in range(max_restarts):
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    cap = 81
+    if style == "satnet":
+        cap = rng.choices(list(SATNET_ROUNDS), weights=list(SATNET_ROUNDS.values()))[0]
+
+    def acceptable(quiz):
+        if style == "unique":
+            return count_solutions(quiz, 2) == 1
+        rounds = singles_rounds(quiz)
+        return rounds is not None and rounds <= cap
+
+    for restart in range(max_restarts):
+        if style == "satnet" and restart and restart % 5 == 0:
+            cap += 1
         solution = random_solution(rng)
         quiz = solution[:]
         order = list(range(81))
@@ -119,7 +182,7 @@ def generate(givens: int, rng: random.Random, max_restarts: int = 200) -> tuple[
             if filled == givens:
                 break
             d, quiz[i] = quiz[i], 0
-            if count_solutions(quiz, 2) != 1:
+            if not acceptable(quiz):
                 quiz[i] = d
             else:
                 filled -= 1

@@ -1,0 +1,47 @@
+"""Softmax attention as two batched matmuls, in one operator that ``torch.compile`` keeps whole.
+
+Inductor rewrites the plain ``softmax(q kᵀ s) v`` expression into its fused SDPA kernel, whose
+CPU backward in bfloat16 is several times slower than batched matmuls. Registered as a custom
+operator with its own backward, the matmul form survives compilation as written.
+"""
+from __future__ import annotations
+
+import torch
+
+
+@torch.library.custom_op("akorn::matmul_attention", mutates_args=())
+def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    p = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).softmax(-1)
+    return torch.matmul(p, v), p
+
+
+@_matmul_attention.register_fake
+def _(q, k, v, scale):
+    return q.new_empty(q.shape[:-1] + v.shape[-1:]), q.new_empty(q.shape[:-1] + k.shape[-2:-1])
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, scale = inputs
+    o, p = output
+    ctx.scale = scale
+    ctx.mark_non_differentiable(p)
+    ctx.save_for_backward(q, k, v, o, p)
+
+
+def _backward(ctx, grad_o, grad_p):
+    q, k, v, o, p = ctx.saved_tensors
+    grad_v = torch.matmul(p.transpose(-1, -2), grad_o)
+    # softmax backward: dS = P (dP - rowsum(dP P)), and rowsum(dP P) = rowsum(dO O)
+    row = (grad_o.float() * o.float()).sum(-1, keepdim=True)
+    grad_s = (p.float() * (torch.matmul(grad_o, v.transpose(-1, -2)).float() - row)).to(q.dtype)
+    grad_q = torch.matmul(grad_s, k).mul_(ctx.scale)
+    grad_k = torch.matmul(grad_s.transpose(-1, -2), q).mul_(ctx.scale)
+    return grad_q, grad_k, grad_v, None
+
+
+_matmul_attention.register_autograd(_backward, setup_context=_setup_context)
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q kᵀ / sqrt(d)) v`` over ``(..., L, d)`` tensors, as two batched matmuls."""
+    return _matmul_attention(q, k, v, q.shape[-1] ** -0.5)[0]
