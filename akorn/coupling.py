@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from akorn.attention_op import matmul_attention
-from akorn.gta import GTA, apply_pair_blocks, pair_coefficients, rotary_angles, rotation_blocks
-from akorn.oscillators import swap_channel_pairs
+from akorn.gta import GTA, half_pair_coefficients, halves_order, rotary_angles, rotation_blocks, swap_halves
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
@@ -96,6 +95,8 @@ class AttentionCoupling(nn.Module):
         self.grid = None if grid is None else tuple(int(g) for g in grid)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
+        if positions != "none":
+            self.register_buffer("halves", halves_order(self.head_dim), persistent=False)
         if positions == "gta":
             self.gta = GTA(self.grid, self.head_dim, rope_base)
         elif positions == "rope":
@@ -108,23 +109,36 @@ class AttentionCoupling(nn.Module):
         return None if self.grid is None else math.prod(self.grid)
 
     def _qkv_coefficients(self, dtype: torch.dtype):
-        """Pair coefficients ``(U, 3, 1, D)`` that transform q, k and v in one pass (identity for v under rope)."""
+        """Coefficients ``(U, 3, 1, D)`` in halves order that transform q, k and v in one pass
+        (identity for v under rope)."""
         if self.positions == "gta":
             blocks = torch.stack((self.gta.mat_q, self.gta.mat_k, self.gta.mat_v), dim=1)  # (U, 3, D/2, 2, 2)
         else:
             eye = torch.eye(2, dtype=self.rope.dtype, device=self.rope.device).expand_as(self.rope)
             blocks = torch.stack((self.rope, self.rope, eye), dim=1)
-        a, b = pair_coefficients(blocks.to(dtype))
+        a, b = half_pair_coefficients(blocks.to(dtype))
         return a.unsqueeze(2), b.unsqueeze(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
         B, L, C = x.shape
-        qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim)
-        if self.positions != "none":
+        h, d = self.heads, self.head_dim
+        if self.positions == "none":
+            qkv = self.qkv(x).view(B, L, 3, h, d)
+        else:
+            # Same parameters and maths as pairs (2i, 2i+1), computed with every head's channels in
+            # halves order: permuting the projection rows and the output projection's columns gives
+            # q, k, v and o in that order, where the pair transforms vectorise.
+            w = self.qkv.weight.view(3 * h, d, C).index_select(1, self.halves).view(3 * C, C)
+            bias = self.qkv.bias.view(3 * h, d).index_select(1, self.halves).view(3 * C)
+            qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
             a, b = self._qkv_coefficients(qkv.dtype)
-            qkv = torch.addcmul(qkv * a, swap_channel_pairs(qkv, -1), b)
+            qkv = torch.addcmul(qkv * a, swap_halves(qkv), b)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
         o = attend(q, k, v, self.attention)
+        if self.positions == "none":
+            return self.out(o.transpose(1, 2).reshape(B, L, C))
         if self.positions == "gta":
-            o = apply_pair_blocks(self.gta.mat_o, o)
-        return self.out(o.transpose(1, 2).reshape(B, L, C))
+            a, b = half_pair_coefficients(self.gta.mat_o.to(o.dtype))
+            o = torch.addcmul(o * a, swap_halves(o), b)
+        w = self.out.weight.view(C, h, d).index_select(2, self.halves).view(C, C)
+        return F.linear(o.transpose(1, 2).reshape(B, L, C), w, self.out.bias)

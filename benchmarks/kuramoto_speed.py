@@ -143,7 +143,7 @@ def main():
                if not (impl in ("reference", "authors") and prec == "bf16")]
     rows = run_all(__file__, configs, a.authors_repo, lambda label, r: print(
         f"{r['impl']:18s} {r['precision']:9s} {r['sec_per_iter']:8.2f} {r['first_iter']:8.2f} {r['peak_mb']:8.0f} "
-        f"{r['gflops']:8.1f}", flush=True), env=child_env(a.malloc_mmap_threshold))
+        f"{r['gflops']:8.1f}", flush=True), env=child_env(a))
     print_speedups(rows, "sec_per_iter", lambda r: f"{r['impl']} {r['precision']}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -73,7 +73,7 @@ def main():
     configs = [(impl, ["--size", a.size, "--_one", impl, str(a.repeats)]) for impl in impls]
     rows = run_all(__file__, configs, a.authors_repo, lambda impl, r: print(
         f"{impl:16s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True),
-                   env=child_env(a.malloc_mmap_threshold))
+                   env=child_env(a))
     print_speedups(rows, "sec")
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def main():
                for impl in impls]
     rows = run_all(__file__, configs, a.authors_repo,
                    lambda impl, r: print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True),
-                   env=child_env(a.malloc_mmap_threshold))
+                   env=child_env(a))
     print_speedups(rows, "sec")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
