@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from akorn.attention_op import matmul_attention
-from akorn.gta import GTA, half_pair_coefficients, halves_order, rotary_angles, rotation_blocks, swap_halves
+from akorn.gta import GTA, half_pair_coefficients, pair_coefficients, rotary_angles, rotation_blocks, swap_halves
+from akorn.oscillators import swap_channel_pairs
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
+PAIR_ORDERS = ("auto", "interleaved", "halves")
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
@@ -64,6 +66,11 @@ class AttentionCoupling(nn.Module):
     on the output, initialised as rotary), ``"rope"`` (fixed rotary on q and k) or ``"none"``.
     ``grid`` is ``(H, W)`` or ``(L,)`` and is required unless ``positions="none"``.
     ``attention``: the kernel, see :func:`attend`.
+    ``pair_order``: how the position transforms are computed, with identical results:
+    ``"interleaved"`` on pairs (2i, 2i+1) as stored, ``"halves"`` with every head's channels
+    permuted to :func:`akorn.gta.halves_order`, where swapping partners moves two contiguous
+    halves. ``"auto"`` picks halves when a half head holds a multiple of 32 channels (whole
+    vectors for float32 and bfloat16 on AVX-512), where it measured faster; interleaved otherwise.
     """
 
     layout = "tokens"
@@ -76,10 +83,13 @@ class AttentionCoupling(nn.Module):
         grid: tuple[int, ...] | None = None,
         rope_base: float = 10000.0,
         attention: str = "auto",
+        pair_order: str = "auto",
     ):
         super().__init__()
         if attention not in ATTENTION_KERNELS:
             raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
+        if pair_order not in PAIR_ORDERS:
+            raise ValueError(f"pair_order must be one of {PAIR_ORDERS}, got {pair_order!r}")
         self.attention = attention
         if heads < 1 or channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
@@ -92,11 +102,12 @@ class AttentionCoupling(nn.Module):
             if self.head_dim % 2:
                 raise ValueError(f"head_dim = channels/heads must be even for {positions}, got {self.head_dim}")
         self.positions = positions
+        if pair_order == "auto":
+            pair_order = "halves" if (self.head_dim // 2) % 32 == 0 else "interleaved"
+        self.pair_order = pair_order
         self.grid = None if grid is None else tuple(int(g) for g in grid)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
-        if positions != "none":
-            self.register_buffer("halves", halves_order(self.head_dim), persistent=False)
         if positions == "gta":
             self.gta = GTA(self.grid, self.head_dim, rope_base)
         elif positions == "rope":
@@ -109,36 +120,43 @@ class AttentionCoupling(nn.Module):
         return None if self.grid is None else math.prod(self.grid)
 
     def _qkv_coefficients(self, dtype: torch.dtype):
-        """Coefficients ``(U, 3, 1, D)`` in halves order that transform q, k and v in one pass
+        """Coefficients ``(U, 3, 1, D)`` in ``pair_order`` that transform q, k and v in one pass
         (identity for v under rope)."""
         if self.positions == "gta":
             blocks = torch.stack((self.gta.mat_q, self.gta.mat_k, self.gta.mat_v), dim=1)  # (U, 3, D/2, 2, 2)
         else:
             eye = torch.eye(2, dtype=self.rope.dtype, device=self.rope.device).expand_as(self.rope)
             blocks = torch.stack((self.rope, self.rope, eye), dim=1)
-        a, b = half_pair_coefficients(blocks.to(dtype))
+        coefficients = half_pair_coefficients if self.pair_order == "halves" else pair_coefficients
+        a, b = coefficients(blocks.to(dtype))
         return a.unsqueeze(2), b.unsqueeze(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
         B, L, C = x.shape
         h, d = self.heads, self.head_dim
-        if self.positions == "none":
-            qkv = self.qkv(x).view(B, L, 3, h, d)
-        else:
+        halves = self.positions != "none" and self.pair_order == "halves"
+        swap = swap_halves if halves else (lambda t: swap_channel_pairs(t, -1))
+        if halves:
             # Same parameters and maths as pairs (2i, 2i+1), computed with every head's channels in
             # halves order: permuting the projection rows and the output projection's columns gives
-            # q, k, v and o in that order, where the pair transforms vectorise.
-            w = self.qkv.weight.view(3 * h, d, C).index_select(1, self.halves).view(3 * C, C)
-            bias = self.qkv.bias.view(3 * h, d).index_select(1, self.halves).view(3 * C)
+            # q, k, v and o in that order, where the pair transforms vectorise. The permutation is
+            # a transpose, whose gradient is a transpose (no scatter).
+            w = self.qkv.weight.view(3 * h, d // 2, 2, C).transpose(1, 2).reshape(3 * C, C)
+            bias = self.qkv.bias.view(3 * h, d // 2, 2).transpose(1, 2).reshape(3 * C)
             qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
+        else:
+            qkv = self.qkv(x).view(B, L, 3, h, d)
+        if self.positions != "none":
             a, b = self._qkv_coefficients(qkv.dtype)
-            qkv = torch.addcmul(qkv * a, swap_halves(qkv), b)
+            qkv = torch.addcmul(qkv * a, swap(qkv), b)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
         o = attend(q, k, v, self.attention)
-        if self.positions == "none":
-            return self.out(o.transpose(1, 2).reshape(B, L, C))
         if self.positions == "gta":
-            a, b = half_pair_coefficients(self.gta.mat_o.to(o.dtype))
-            o = torch.addcmul(o * a, swap_halves(o), b)
-        w = self.out.weight.view(C, h, d).index_select(2, self.halves).view(C, C)
-        return F.linear(o.transpose(1, 2).reshape(B, L, C), w, self.out.bias)
+            coefficients = half_pair_coefficients if halves else pair_coefficients
+            a, b = coefficients(self.gta.mat_o.to(o.dtype))
+            o = torch.addcmul(o * a, swap(o), b)
+        o = o.transpose(1, 2).reshape(B, L, C)
+        if not halves:
+            return self.out(o)
+        w = self.out.weight.view(C, h, d // 2, 2).transpose(2, 3).reshape(C, C)
+        return F.linear(o, w, self.out.bias)

@@ -17,22 +17,16 @@ def child_env(args) -> dict | None:
     freed, so a process's peak resident memory can be far above its peak of live tensors.
     ``MALLOC_MMAP_THRESHOLD_`` fixes the threshold: every block above it is mapped on
     allocation and returned to the system when freed, so peak RSS tracks live memory.
-    ``MALLOC_ARENA_MAX`` caps glibc's per-thread heaps: autograd's backward runs on its own
-    thread, and memory freed in one arena cannot serve allocations in another.
     """
     env = {}
     if args.malloc_mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
-    if args.malloc_arena_max is not None:
-        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     return dict(os.environ, **env) if env else None
 
 
 def add_malloc_option(parser):
     parser.add_argument("--malloc-mmap-threshold", type=int, metavar="BYTES",
                         help="run each configuration with MALLOC_MMAP_THRESHOLD_=BYTES (glibc), e.g. 1048576")
-    parser.add_argument("--malloc-arena-max", type=int, metavar="N",
-                        help="run each configuration with MALLOC_ARENA_MAX=N (glibc), e.g. 1")
 
 
 def run_isolated(script: str, args: list[str], env: dict | None = None) -> tuple[dict | None, str]:

@@ -160,6 +160,21 @@ def test_gta_at_initialisation_is_a_2d_rotary_embedding():
     assert all(getattr(att.gta, f"mat_{n}").requires_grad for n in "qkvo")
 
 
+def test_halves_order_gives_the_same_pair_transform():
+    """What the attention coupling computes in halves order is the interleaved-pair transform, permuted."""
+    from akorn.gta import apply_pair_blocks, half_pair_coefficients, halves_order, swap_halves
+
+    torch.manual_seed(0)
+    blocks = torch.randn(6, 8, 2, 2, dtype=torch.float64)  # (U, D/2, 2, 2), general, not rotations
+    x = torch.randn(3, 6, 16, dtype=torch.float64)
+    order = halves_order(16)
+    assert order.tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15]
+    a, b = half_pair_coefficients(blocks)
+    xh = x[..., order]
+    got = a * xh + b * swap_halves(xh)
+    assert torch.allclose(got, apply_pair_blocks(blocks, x)[..., order], atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -384,3 +399,27 @@ def test_matmul_attention_op_gradients_and_compile():
     assert torch.allclose(out, matmul_attention(q, k, v), atol=1e-6)
     code = "\n".join(codes)
     assert "matmul_attention" in code and "scaled_dot_product" not in code
+
+
+@pytest.mark.parametrize("positions", ["gta", "rope"])
+def test_pair_orders_compute_the_same_coupling(positions):
+    torch.manual_seed(0)
+    att = AttentionCoupling(32, heads=2, positions=positions, grid=(3, 4), pair_order="interleaved").double()
+    if positions == "gta":
+        with torch.no_grad():
+            for name in "qkvo":
+                getattr(att.gta, f"mat_{name}").add_(0.3 * torch.randn_like(getattr(att.gta, f"mat_{name}")))
+    x = torch.randn(2, 12, 32, dtype=torch.float64, requires_grad=True)
+    outs = []
+    for order in ("interleaved", "halves"):
+        att.pair_order = order
+        y = att(x)
+        grads = torch.autograd.grad(y.sin().sum(), [x] + list(att.parameters()))
+        outs.append((y, grads))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-12)
+    for g0, g1 in zip(outs[0][1], outs[1][1]):
+        assert torch.allclose(g0, g1, atol=1e-12)
+    assert AttentionCoupling(128, heads=2, grid=(2, 2)).pair_order == "halves"  # half head: 32 channels
+    assert AttentionCoupling(128, heads=8, grid=(2, 2)).pair_order == "interleaved"  # half head: 8
+    with pytest.raises(ValueError, match="pair_order"):
+        AttentionCoupling(32, heads=2, grid=(2, 2), pair_order="zigzag")
