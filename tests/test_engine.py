@@ -110,6 +110,7 @@ def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     assert "init=" in record["training_commands"][0]
     r = run_cli(*_train_args(puzzle_csv, tmp_path, "wide", "max_steps=1", "channels=32", f"init={tmp_path / 'base'}"))
     assert r.returncode == 2 and "weights do not fit this model" in r.stderr
+    assert not (tmp_path / "wide").exists()  # refused before anything is written
     r = run_cli(*_train_args(puzzle_csv, tmp_path, "nowhere", "max_steps=1", f"init={tmp_path / 'missing'}"))
     assert r.returncode == 2 and "init=" in r.stderr
 

@@ -107,7 +107,7 @@ def singles_rounds(grid: Sequence[int]) -> int | None:
 
     Each round fills, at once, every blank whose row, column and box leave one digit.
     A grid these rounds complete has exactly one solution, reached by forced moves only:
-    the difficulty of the SATNet boards, which all finish within 7 rounds.
+    the difficulty of the SATNet boards, which all finish within 11 rounds, mostly 4-5.
     """
     cells = list(grid)
     rounds = 0
@@ -148,7 +148,7 @@ def generate(givens: int, rng: random.Random, max_restarts: int = 200,
     are rare for this method and take many restarts. What is acceptable is ``style``:
 
     - ``"unique"``: any puzzle with one solution. At 31-42 givens a fifth of these need
-      more than naked singles and many need 8-20 rounds of them: harder than SATNet.
+      more than naked singles and many of the rest need 8-18 rounds of them: harder than SATNet.
     - ``"singles"``: naked singles solve it (:func:`singles_rounds`), in any number of rounds.
     - ``"satnet"``: naked singles solve it in at most R rounds, R drawn per puzzle from
       the SATNet training boards' histogram (``SATNET_ROUNDS``), so the boards are as easy
