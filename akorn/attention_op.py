@@ -11,7 +11,8 @@ import torch
 
 @torch.library.custom_op("akorn::matmul_attention", mutates_args=())
 def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    p = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).softmax(-1)
+    s = torch.matmul(q, k.transpose(-1, -2))
+    p = (s if scale == 1.0 else s.mul_(scale)).softmax(-1)
     return torch.matmul(p, v), p
 
 
@@ -34,14 +35,17 @@ def _backward(ctx, grad_o, grad_p):
     # softmax backward: dS = P (dP - rowsum(dP P)), and rowsum(dP P) = rowsum(dO O)
     row = (grad_o.float() * o.float()).sum(-1, keepdim=True)
     grad_s = (p.float() * (torch.matmul(grad_o, v.transpose(-1, -2)).float() - row)).to(q.dtype)
-    grad_q = torch.matmul(grad_s, k).mul_(ctx.scale)
-    grad_k = torch.matmul(grad_s.transpose(-1, -2), q).mul_(ctx.scale)
+    if ctx.scale != 1.0:
+        grad_s = grad_s.mul_(ctx.scale)
+    grad_q = torch.matmul(grad_s, k)
+    grad_k = torch.matmul(grad_s.transpose(-1, -2), q)
     return grad_q, grad_k, grad_v, None
 
 
 _matmul_attention.register_autograd(_backward, setup_context=_setup_context)
 
 
-def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``softmax(q kᵀ / sqrt(d)) v`` over ``(..., L, d)`` tensors, as two batched matmuls."""
-    return _matmul_attention(q, k, v, q.shape[-1] ** -0.5)[0]
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """``softmax(q kᵀ · scale) v`` over ``(..., L, d)`` tensors, as two batched matmuls; ``scale``
+    defaults to ``1/sqrt(d)``."""
+    return _matmul_attention(q, k, v, q.shape[-1] ** -0.5 if scale is None else float(scale))[0]

@@ -27,8 +27,10 @@ ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 PAIR_ORDERS = ("auto", "interleaved", "halves")
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
-    """Softmax attention ``softmax(q kᵀ / sqrt(d)) v`` over ``(B, heads, L, d)`` tensors.
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto",
+           scale: float | None = None) -> torch.Tensor:
+    """Softmax attention ``softmax(q kᵀ · scale) v`` over ``(B, heads, L, d)`` tensors; ``scale``
+    defaults to ``1/sqrt(d)``.
 
     ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
     matmuls and a softmax, the same maths, kept whole under ``torch.compile``
@@ -36,8 +38,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "aut
     fused CPU kernel's backward is several times slower than the batched matmuls, and sdpa otherwise.
     """
     if kernel == "matmul" or (kernel == "auto" and q.device.type == "cpu" and q.dtype == torch.bfloat16):
-        return matmul_attention(q, k, v)
-    return F.scaled_dot_product_attention(q, k, v)
+        return matmul_attention(q, k, v, scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
 class ConvCoupling(nn.Module):
@@ -74,6 +76,7 @@ class AttentionCoupling(nn.Module):
     """
 
     layout = "tokens"
+    supports_planar = True  # forward(x, planar_n=N) takes and returns x in akorn.oscillators.to_planar order
 
     def __init__(
         self,
@@ -121,42 +124,55 @@ class AttentionCoupling(nn.Module):
 
     def _qkv_coefficients(self, dtype: torch.dtype):
         """Coefficients ``(U, 3, 1, D)`` in ``pair_order`` that transform q, k and v in one pass
-        (identity for v under rope)."""
+        (identity for v under rope), with the attention scale ``1/sqrt(D)`` folded into q's."""
         if self.positions == "gta":
             blocks = torch.stack((self.gta.mat_q, self.gta.mat_k, self.gta.mat_v), dim=1)  # (U, 3, D/2, 2, 2)
         else:
             eye = torch.eye(2, dtype=self.rope.dtype, device=self.rope.device).expand_as(self.rope)
             blocks = torch.stack((self.rope, self.rope, eye), dim=1)
         coefficients = half_pair_coefficients if self.pair_order == "halves" else pair_coefficients
-        a, b = coefficients(blocks.to(dtype))
-        return a.unsqueeze(2), b.unsqueeze(2)
+        a, b = coefficients(blocks)
+        # scaling q's transform costs nothing per element; scaling q kᵀ would be another pass
+        scale = blocks.new_tensor([self.head_dim**-0.5, 1.0, 1.0]).view(1, 3, 1)
+        return (a * scale).to(dtype).unsqueeze(2), (b * scale).to(dtype).unsqueeze(2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
+    def forward(self, x: torch.Tensor, planar_n: int | None = None) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
+        """``J x``. With ``planar_n``, ``x`` and the result are in :func:`akorn.oscillators.to_planar`
+        order for oscillators of that dimension (the projections' columns and rows are permuted to match)."""
         B, L, C = x.shape
         h, d = self.heads, self.head_dim
         halves = self.positions != "none" and self.pair_order == "halves"
         swap = swap_halves if halves else (lambda t: swap_channel_pairs(t, -1))
+        w, bias = self.qkv.weight, self.qkv.bias
         if halves:
             # Same parameters and maths as pairs (2i, 2i+1), computed with every head's channels in
             # halves order: permuting the projection rows and the output projection's columns gives
             # q, k, v and o in that order, where the pair transforms vectorise. The permutation is
             # a transpose, whose gradient is a transpose (no scatter).
-            w = self.qkv.weight.view(3 * h, d // 2, 2, C).transpose(1, 2).reshape(3 * C, C)
-            bias = self.qkv.bias.view(3 * h, d // 2, 2).transpose(1, 2).reshape(3 * C)
-            qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
-        else:
-            qkv = self.qkv(x).view(B, L, 3, h, d)
+            w = w.view(3 * h, d // 2, 2, C).transpose(1, 2).reshape(3 * C, C)
+            bias = bias.view(3 * h, d // 2, 2).transpose(1, 2).reshape(3 * C)
+        if planar_n is not None:
+            w = w.view(3 * C, C // planar_n, planar_n).transpose(1, 2).reshape(3 * C, C)
+        qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
         if self.positions != "none":
             a, b = self._qkv_coefficients(qkv.dtype)
             qkv = torch.addcmul(qkv * a, swap(qkv), b)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
-        o = attend(q, k, v, self.attention)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, L, head_dim)
+        if torch.compiler.is_compiling():
+            # inductor then stores the transformed q, k, v straight in the layout the batched
+            # matmuls read, instead of the attention kernel copying each of them again
+            qkv = qkv.contiguous()
+        q, k, v = qkv.unbind(0)
+        o = attend(q, k, v, self.attention, scale=1.0 if self.positions != "none" else None)
         if self.positions == "gta":
             coefficients = half_pair_coefficients if halves else pair_coefficients
             a, b = coefficients(self.gta.mat_o.to(o.dtype))
             o = torch.addcmul(o * a, swap(o), b)
         o = o.transpose(1, 2).reshape(B, L, C)
-        if not halves:
-            return self.out(o)
-        w = self.out.weight.view(C, h, d // 2, 2).transpose(2, 3).reshape(C, C)
-        return F.linear(o, w, self.out.bias)
+        w, bias = self.out.weight, self.out.bias
+        if halves:
+            w = w.view(C, h, d // 2, 2).transpose(2, 3).reshape(C, C)
+        if planar_n is not None:
+            w = w.view(C // planar_n, planar_n, C).transpose(0, 1).reshape(C, C)
+            bias = bias.view(C // planar_n, planar_n).t().reshape(C)
+        return F.linear(o, w, bias)

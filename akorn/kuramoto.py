@@ -21,10 +21,11 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from akorn.coupling import AttentionCoupling, ConvCoupling
 from akorn.kuramoto_update import kuramoto_update
-from akorn.oscillators import normalize, rotation_coefficients
+from akorn.oscillators import from_planar, normalize, rotation_coefficients, to_planar
 
 OMEGA_KINDS = ("global", "per_pair", "none", "identity")
 ENERGY_MODES = ("states", "reference")
+STATE_LAYOUTS = ("auto", "interleaved", "planar")
 
 
 class KuramotoResult(NamedTuple):
@@ -64,6 +65,13 @@ class KuramotoLayer(nn.Module):
         energy_mode: ``"states"``: E at every state ``x_0 .. x_T``; ``"reference"``: the
             reference code's bookkeeping, ``[0, E(x_0), .., E(x_{T-1})]`` (E recorded before
             each update, 0 for the initial state). Both have T+1 entries.
+        state_layout: how the channels of the state are ordered in memory during the T steps,
+            with identical results. ``"interleaved"``: as given, each oscillator's N channels
+            together. ``"planar"``: component-major (:func:`akorn.oscillators.to_planar`), so the
+            per-oscillator sums and swaps vectorise over runs of C/N channels; the state and
+            stimulus are reordered once per call and the coupling's projections are permuted
+            to match. Needs a tokens-layout coupling that supports it (the attention coupling).
+            ``"auto"``: planar where supported.
         checkpoint: recompute each step in the backward pass instead of storing it.
         compile: ``torch.compile`` the step function (first call compiles).
         check_inputs: reject non-finite x or c at the call (one reduction per call).
@@ -87,6 +95,7 @@ class KuramotoLayer(nn.Module):
         c_norm: str | None = "gn",
         steps: int = 8,
         energy_mode: str = "states",
+        state_layout: str = "auto",
         checkpoint: bool = False,
         compile: bool = False,
         check_inputs: bool = True,
@@ -106,6 +115,8 @@ class KuramotoLayer(nn.Module):
             raise ValueError(f"energy_mode must be one of {ENERGY_MODES}, got {energy_mode!r}")
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        if state_layout not in STATE_LAYOUTS:
+            raise ValueError(f"state_layout must be one of {STATE_LAYOUTS}, got {state_layout!r}")
         if grid is not None:
             grid = tuple(int(g) for g in grid)
             if len(grid) not in (1, 2) or min(grid) < 1:
@@ -126,6 +137,11 @@ class KuramotoLayer(nn.Module):
         if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
             raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
         self.coupling = coupling
+        supports_planar = coupling.layout == "tokens" and getattr(coupling, "supports_planar", False)
+        if state_layout == "planar" and not supports_planar:
+            raise ValueError("state_layout='planar' needs a tokens-layout coupling with supports_planar "
+                             f"(the attention coupling), got {type(coupling).__name__}")
+        self.planar = supports_planar and state_layout != "interleaved"
 
         if omega == "global":
             self.omega_param = nn.Parameter(torch.full((2,), omega_init / math.sqrt(2)), requires_grad=learn_omega)
@@ -150,19 +166,32 @@ class KuramotoLayer(nn.Module):
     def channel_dim(self) -> int:
         return -1 if self.coupling.layout == "tokens" else 1
 
+    def _pull(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        Jx = self.coupling(x, planar_n=self.n) if self.planar else self.coupling(x)
+        return Jx.to(x.dtype) + c
+
     def step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
-        """One Kuramoto step in the coupling's native layout.
+        """One Kuramoto step on a state and a (normalised) stimulus in the state layout (see :meth:`to_state`).
 
         Returns the next state and the energy ``E(x) = -Σ <x, J x + c>`` of the *current* state, per sample.
         """
-        y = self.coupling(x).to(x.dtype) + c
-        w = None if omega is None else rotation_coefficients(omega, x, self.channel_dim)
+        y = self._pull(x, c)
+        w = None if omega is None else rotation_coefficients(omega, x, self.channel_dim,
+                                                             self.n if self.planar else None)
         return kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
-                               fused=self.fused_update)
+                               fused=self.fused_update, planar=self.planar)
 
     def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in native layout."""
-        return -((self.coupling(x).to(x.dtype) + c) * x).flatten(1).sum(1)
+        """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in the state layout."""
+        return -(self._pull(x, c) * x).flatten(1).sum(1)
+
+    def to_state(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor in the coupling's native layout -> the layout :meth:`step` works in (``state_layout``)."""
+        return to_planar(t, self.n, self.channel_dim) if self.planar else t
+
+    def from_state(self, t: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_state`."""
+        return from_planar(t, self.n, self.channel_dim) if self.planar else t
 
     # -- layout handling ---------------------------------------------------------------------------
     def _to_native(self, t: torch.Tensor, name: str):
@@ -243,9 +272,10 @@ class KuramotoLayer(nn.Module):
                 raise ValueError("c contains NaN or Inf")
         xn, back = self._to_native(x, "x")
         cn, _ = self._to_native(c, "c")
-        cn = self.normalize_stimulus(cn)
-        cdim = self.channel_dim
-        xn = normalize(xn, self.n, cdim)
+        cn = self.to_state(self.normalize_stimulus(cn))
+        xn = self.to_state(normalize(xn, self.n, self.channel_dim))
+        native_back = back
+        back = lambda u: native_back(self.from_state(u))  # noqa: E731
         omega, gamma = self.omega(), self.gamma
 
         states = [xn] if return_trajectory else None
@@ -275,5 +305,6 @@ class KuramotoLayer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, n={self.n}, steps={self.steps}, omega={self.omega_kind}, "
-            f"energy_mode={self.energy_mode}, checkpoint={self.use_checkpoint}"
+            f"energy_mode={self.energy_mode}, state_layout={'planar' if self.planar else 'interleaved'}, "
+            f"checkpoint={self.use_checkpoint}"
         )

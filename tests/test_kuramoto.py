@@ -423,3 +423,64 @@ def test_pair_orders_compute_the_same_coupling(positions):
     assert AttentionCoupling(128, heads=8, grid=(2, 2)).pair_order == "interleaved"  # half head: 8
     with pytest.raises(ValueError, match="pair_order"):
         AttentionCoupling(32, heads=2, grid=(2, 2), pair_order="zigzag")
+
+
+@pytest.mark.parametrize("omega", ["global", "per_pair", "identity", "none"])
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_state_layouts_give_the_same_dynamics(omega, checkpoint):
+    """Planar (component-major) and interleaved state layouts: same states, energies and gradients."""
+    torch.manual_seed(0)
+    kw = dict(coupling="attn", heads=2, grid=(3, 4), omega=omega, steps=3, checkpoint=checkpoint)
+    ref = KuramotoLayer(32, n=4, state_layout="interleaved", **kw).double()
+    planar = KuramotoLayer(32, n=4, state_layout="planar", **kw).double()
+    with torch.no_grad():
+        if omega == "per_pair":
+            ref.omega_param.add_(0.2 * torch.randn_like(ref.omega_param))
+        for name in "qkvo":
+            m = getattr(ref.coupling.gta, f"mat_{name}")
+            m.add_(0.3 * torch.randn_like(m))
+    planar.load_state_dict(ref.state_dict())
+    assert planar.planar and not ref.planar
+    x = torch.randn(2, 12, 32, dtype=torch.float64)
+    c = torch.randn(2, 12, 32, dtype=torch.float64)
+    results = []
+    for layer in (ref, planar):
+        xi, ci = x.clone().requires_grad_(), c.clone().requires_grad_()
+        out = layer(xi, ci, return_trajectory=True, return_energy=True)
+        params = [p for p in layer.parameters() if p.requires_grad]
+        loss = out.x.sin().sum() + out.trajectory.cos().sum() + out.energy.sum()
+        results.append((out, torch.autograd.grad(loss, [xi, ci] + params)))
+    (a, ga), (b, gb) = results
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, atol=1e-12)
+    for u, v in zip(ga, gb):
+        assert torch.allclose(u, v, atol=1e-11)
+
+
+def test_state_layout_choice_and_bad_values():
+    assert KuramotoLayer(32, n=4, coupling="attn", heads=2, grid=(3, 4)).planar  # auto: planar for attention
+    assert not KuramotoLayer(32, n=4, coupling="conv").planar
+    with pytest.raises(ValueError, match="state_layout='planar' needs"):
+        KuramotoLayer(32, n=4, coupling="conv", state_layout="planar")
+    with pytest.raises(ValueError, match="state_layout must be one of"):
+        KuramotoLayer(32, n=4, state_layout="columns")
+
+
+def test_compiled_step_matches_eager():
+    """``compile=True`` runs the plain update through inductor (planar layout here): same values and gradients."""
+    torch.manual_seed(0)
+    kw = dict(coupling="attn", heads=2, grid=(3, 4), omega="per_pair", steps=3)
+    eager = KuramotoLayer(32, n=4, **kw)
+    compiled = KuramotoLayer(32, n=4, compile=True, **kw)
+    compiled.load_state_dict(eager.state_dict())
+    x, c = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
+    outs = []
+    for layer in (eager, compiled):
+        xi = x.clone().requires_grad_()
+        out = layer(xi, c, return_energy=True)
+        grads = torch.autograd.grad(out.x.sin().sum() + out.energy.sum(), [xi] + [p for p in layer.parameters() if p.requires_grad])
+        outs.append((out.x, out.energy, grads))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
+    assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)
+    for g0, g1 in zip(outs[0][2], outs[1][2]):
+        assert torch.allclose(g0, g1, rtol=1e-4, atol=1e-4)

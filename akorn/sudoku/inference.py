@@ -36,8 +36,8 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     """
     layer = model.kuramoto
     c = model.stimulus(quiz)
-    x = model.initial_state(quiz, c, generator)
-    x = normalize(x, layer.n, -1)
+    x = layer.to_state(normalize(model.initial_state(quiz, c, generator), layer.n, -1))
+    c = layer.to_state(c)
     omega, gamma = layer.omega(), layer.gamma
     total = torch.zeros(quiz.shape[0], device=quiz.device)
     last = total
@@ -58,7 +58,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
         last = layer.energy(x, c)
         total = total + last
     score = total if energy_reduce == "sum" else last
-    return model.decode(x), score, ran
+    return model.decode(layer.from_state(x)), score, ran
 
 
 @torch.no_grad()

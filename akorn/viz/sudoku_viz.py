@@ -16,8 +16,10 @@ def trace_board(model, quiz: torch.Tensor, steps: int, seed: int = 0):
     x = normalize(model.initial_state(quiz, c, torch.Generator().manual_seed(seed)), layer.n, -1)
     omega, gamma = layer.omega(), layer.gamma
     states, digits, energies = [x[0]], [model.decode(x).argmax(-1)[0] + 1], []
+    xs, cs = layer.to_state(x), layer.to_state(c)
     for _ in range(steps):
-        x, e = layer.step(x, c, omega, gamma)
+        xs, e = layer.step(xs, cs, omega, gamma)
+        x = layer.from_state(xs)
         states.append(x[0])
         digits.append(model.decode(x).argmax(-1)[0] + 1)
         energies.append(float(e[0]))
