@@ -8,6 +8,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from akorn.oscillators import clamped_norm
+
+# sqrt of the smallest normal float32: the norm's value where all N' entries are 0, where its gradient is 0
+_TINY = torch.finfo(torch.float32).tiny ** 0.5
+
 
 class Readout(nn.Module):
     """``||W x||_{N'-groups} + b``: ``(B, C_in, H, W) -> (B, C_out, H, W)`` or tokens ``(B, L, C_in) -> (B, L, C_out)``.
@@ -30,7 +35,7 @@ class Readout(nn.Module):
             if x.shape[1] != self.in_channels:
                 raise ValueError(f"Readout expects {self.in_channels} channels in dim 1, got shape {tuple(x.shape)}")
             z = self.proj(x).unflatten(1, (self.out_channels, self.group))
-            return z.norm(dim=2) + self.bias[:, None, None]
+            return clamped_norm(z, 2, _TINY).squeeze(2) + self.bias[:, None, None]
         if x.ndim == 3:
             if x.shape[-1] != self.in_channels:
                 raise ValueError(f"Readout expects {self.in_channels} channels in dim 2, got shape {tuple(x.shape)}")
@@ -38,5 +43,5 @@ class Readout(nn.Module):
                 raise ValueError("a Readout with kernel_size > 1 needs image input (B, C, H, W)")
             w = self.proj.weight.flatten(1)
             z = nn.functional.linear(x, w, self.proj.bias).unflatten(-1, (self.out_channels, self.group))
-            return z.norm(dim=-1) + self.bias
+            return clamped_norm(z, -1, _TINY).squeeze(-1) + self.bias
         raise ValueError(f"Readout takes (B, C, H, W) or (B, L, C), got shape {tuple(x.shape)}")
