@@ -20,7 +20,7 @@ from torch import nn
 
 from akorn.attention_op import matmul_attention
 from akorn.gta import GTA, half_pair_coefficients, pair_coefficients, rotary_angles, rotation_blocks, swap_halves
-from akorn.oscillators import swap_channel_pairs
+from akorn.oscillators import swap_channel_pairs, to_planar
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
@@ -141,6 +141,8 @@ class AttentionCoupling(nn.Module):
         order for oscillators of that dimension (the projections' columns and rows are permuted to match)."""
         B, L, C = x.shape
         h, d = self.heads, self.head_dim
+        if planar_n is not None and (not isinstance(planar_n, int) or planar_n < 1 or C % planar_n):
+            raise ValueError(f"planar_n must be a positive divisor of the {C} channels, got {planar_n!r}")
         halves = self.positions != "none" and self.pair_order == "halves"
         swap = swap_halves if halves else (lambda t: swap_channel_pairs(t, -1))
         w, bias = self.qkv.weight, self.qkv.bias
@@ -148,11 +150,12 @@ class AttentionCoupling(nn.Module):
             # Same parameters and maths as pairs (2i, 2i+1), computed with every head's channels in
             # halves order: permuting the projection rows and the output projection's columns gives
             # q, k, v and o in that order, where the pair transforms vectorise. The permutation is
-            # a transpose, whose gradient is a transpose (no scatter).
-            w = w.view(3 * h, d // 2, 2, C).transpose(1, 2).reshape(3 * C, C)
-            bias = bias.view(3 * h, d // 2, 2).transpose(1, 2).reshape(3 * C)
+            # a transpose, whose gradient is a transpose (no scatter). Halves order is the planar
+            # order of pairs within each head.
+            w = to_planar(w.view(3 * h, d, C), 2, 1).view(3 * C, C)
+            bias = to_planar(bias.view(3 * h, d), 2).view(3 * C)
         if planar_n is not None:
-            w = w.view(3 * C, C // planar_n, planar_n).transpose(1, 2).reshape(3 * C, C)
+            w = to_planar(w, planar_n, 1)
         qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
         if self.positions != "none":
             a, b = self._qkv_coefficients(qkv.dtype)
@@ -171,8 +174,7 @@ class AttentionCoupling(nn.Module):
         o = o.transpose(1, 2).reshape(B, L, C)
         w, bias = self.out.weight, self.out.bias
         if halves:
-            w = w.view(C, h, d // 2, 2).transpose(2, 3).reshape(C, C)
+            w = to_planar(w.view(C, h, d), 2).view(C, C)
         if planar_n is not None:
-            w = w.view(C // planar_n, planar_n, C).transpose(0, 1).reshape(C, C)
-            bias = bias.view(C // planar_n, planar_n).t().reshape(C)
+            w, bias = to_planar(w, planar_n, 0), to_planar(bias, planar_n)
         return F.linear(o, w, bias)

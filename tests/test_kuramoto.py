@@ -464,6 +464,8 @@ def test_state_layout_choice_and_bad_values():
         KuramotoLayer(32, n=4, coupling="conv", state_layout="planar")
     with pytest.raises(ValueError, match="state_layout must be one of"):
         KuramotoLayer(32, n=4, state_layout="columns")
+    with pytest.raises(ValueError, match="planar_n must be a positive divisor"):
+        AttentionCoupling(32, heads=2, grid=(3, 4))(torch.randn(1, 12, 32), planar_n=5)
 
 
 def test_compiled_step_matches_eager():
