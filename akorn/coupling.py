@@ -19,8 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from akorn.attention_op import matmul_attention
-from akorn.gta import GTA, half_pair_coefficients, pair_coefficients, rotary_angles, rotation_blocks, swap_halves
-from akorn.oscillators import swap_channel_pairs, to_planar
+from akorn.gta import (
+    GTA,
+    half_pair_coefficients,
+    pair_coefficients,
+    pair_transform,
+    rotary_angles,
+    rotation_blocks,
+)
+from akorn.oscillators import to_planar
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
@@ -144,7 +151,7 @@ class AttentionCoupling(nn.Module):
         if planar_n is not None and (not isinstance(planar_n, int) or planar_n < 1 or C % planar_n):
             raise ValueError(f"planar_n must be a positive divisor of the {C} channels, got {planar_n!r}")
         halves = self.positions != "none" and self.pair_order == "halves"
-        swap = swap_halves if halves else (lambda t: swap_channel_pairs(t, -1))
+        order = "halves" if halves else "interleaved"
         w, bias = self.qkv.weight, self.qkv.bias
         if halves:
             # Same parameters and maths as pairs (2i, 2i+1), computed with every head's channels in
@@ -159,7 +166,7 @@ class AttentionCoupling(nn.Module):
         qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
         if self.positions != "none":
             a, b = self._qkv_coefficients(qkv.dtype)
-            qkv = torch.addcmul(qkv * a, swap(qkv), b)
+            qkv = pair_transform(qkv, a, b, order)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, L, head_dim)
         if torch.compiler.is_compiling():
             # inductor then stores the transformed q, k, v straight in the layout the batched
@@ -170,7 +177,7 @@ class AttentionCoupling(nn.Module):
         if self.positions == "gta":
             coefficients = half_pair_coefficients if halves else pair_coefficients
             a, b = coefficients(self.gta.mat_o.to(o.dtype))
-            o = torch.addcmul(o * a, swap(o), b)
+            o = pair_transform(o, a, b, order)
         o = o.transpose(1, 2).reshape(B, L, C)
         w, bias = self.out.weight, self.out.bias
         if halves:

@@ -17,11 +17,11 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from akorn.coupling import AttentionCoupling, ConvCoupling
 from akorn.kuramoto_update import kuramoto_update
 from akorn.oscillators import from_planar, normalize, rotation_coefficients, to_planar
+from akorn.step_checkpoint import checkpointed_steps
 
 OMEGA_KINDS = ("global", "per_pair", "none", "identity")
 ENERGY_MODES = ("states", "reference")
@@ -72,7 +72,8 @@ class KuramotoLayer(nn.Module):
             stimulus are reordered once per call and the coupling's projections are permuted
             to match. Needs a tokens-layout coupling that supports it (the attention coupling).
             ``"auto"``: planar where supported.
-        checkpoint: recompute each step in the backward pass instead of storing it.
+        checkpoint: keep only the state entering each step (one buffer) and recompute the steps, one
+            at a time, in the backward pass (:mod:`akorn.step_checkpoint`); one backward pass only.
         compile: ``torch.compile`` the step function (first call compiles).
         check_inputs: reject non-finite x or c at the call (one reduction per call).
     """
@@ -280,16 +281,19 @@ class KuramotoLayer(nn.Module):
 
         states = [xn] if return_trajectory else None
         energies = []
-        recompute = self.use_checkpoint and torch.is_grad_enabled()
-        for _ in range(T):
-            if recompute:
-                xn, e = activation_checkpoint(self._step_fn, xn, cn, omega, gamma, use_reentrant=False)
-            else:
-                xn, e = self._step_fn(xn, cn, omega, gamma)
-            if return_energy:
-                energies.append(e)
+        if self.use_checkpoint and torch.is_grad_enabled():
+            xn, stepped, saved = checkpointed_steps(self._step_fn, T, xn, cn, omega, gamma,
+                                                    list(self.coupling.parameters()))
+            energies = list(stepped.unbind(1))
             if return_trajectory:
-                states.append(xn)
+                states = list(saved.unbind(0)) + [xn]
+        else:
+            for _ in range(T):
+                xn, e = self._step_fn(xn, cn, omega, gamma)
+                if return_energy:
+                    energies.append(e)
+                if return_trajectory:
+                    states.append(xn)
         if not (return_trajectory or return_energy):
             return back(xn)
         energy = None

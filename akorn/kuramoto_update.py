@@ -74,6 +74,20 @@ class _FusedUpdate(torch.autograd.Function):
             g_xy = g_xy - g_energy.reshape((-1,) + (1,) * (g_xy.ndim - 1))
         need_x, need_y, need_w, need_gamma = ctx.needs_input_grad[:4]
         gx = gy = gw = ggamma = None
+        # The parameter gradients (reductions) first, so that their temporaries are freed before
+        # the full-size gradients of x and y are allocated: a lower peak inside checkpointing.
+        swapped = swap(x) if w is not None and (need_w or need_gamma) else None
+        if need_w:
+            gw = _sum_to(merge(gu) * swapped, w.shape).mul_(gamma)
+        if need_gamma:
+            dx = torch.addcmul(ys, xy, xs, value=-1)
+            if w is not None:
+                dx.add_(split_oscillators(w * swapped, n, cdim, planar)[0])
+            if identity:
+                dx.add_(xs)
+            ggamma = (dx.mul_(gu)).sum().reshape(gamma.shape)
+            del dx
+        del swapped
         if need_y:
             gy = merge(torch.addcmul(gu * gamma, g_xy, xs))
         if need_x:
@@ -82,18 +96,7 @@ class _FusedUpdate(torch.autograd.Function):
             gxs.addcmul_(g_xy, ys)
             gx = merge(gxs)
             if w is not None:
-                gx = gx + gamma * swap(merge(gu) * w)
-        if need_w or need_gamma:
-            swapped = swap(x) if w is not None else None
-            if need_w:
-                gw = _sum_to(gamma * merge(gu) * swapped, w.shape)
-            if need_gamma:
-                dx = torch.addcmul(ys, xy, xs, value=-1)
-                if w is not None:
-                    dx.add_(split_oscillators(w * swapped, n, cdim, planar)[0])
-                if identity:
-                    dx.add_(xs)
-                ggamma = (gu * dx).sum().reshape(gamma.shape)
+                gx = gx.addcmul_(swap(merge(gu) * w), gamma)
         return gx, gy, gw, ggamma, None, None, None, None
 
 

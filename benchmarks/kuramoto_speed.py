@@ -3,9 +3,9 @@
 Prints a table: median seconds per iteration (after warm-up), peak resident memory of a
 fresh process per configuration, and achieved matmul GFLOP/s, for
 
-* akorn (eager), akorn with activation checkpointing, akorn with torch.compile (opt-in),
-  each in float32 and bf16 autocast; a ``-matmul`` suffix (``akorn-compile-matmul``) forces
-  the batched-matmul attention kernel instead of the automatic choice;
+* akorn (eager), akorn with activation checkpointing, akorn with torch.compile (opt-in), and
+  both (``akorn-compile-checkpoint``), each in float32 and bf16 autocast; a ``-matmul`` suffix
+  (``akorn-compile-matmul``) forces the batched-matmul attention kernel instead of the automatic choice;
 * the plain implementation written straight from the equations (tests/reference.py);
 * optionally the authors' layer, imported from a checkout you point at with --authors-repo.
 
@@ -68,7 +68,7 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
 
     layer = KuramotoLayer(C, n=n, coupling="attn", heads=size["heads"], grid=size["grid"], omega="global",
                           omega_init=0.5, c_norm=None, learn_gamma=True, steps=T, check_inputs=False,
-                          checkpoint=impl.startswith("akorn-checkpoint"), compile=impl.startswith("akorn-compile"))
+                          checkpoint="checkpoint" in impl.split("-"), compile="compile" in impl.split("-"))
     if impl.endswith("-matmul"):  # e.g. akorn-compile-matmul: two batched matmuls instead of SDPA
         layer.coupling.attention = "matmul"
     x = torch.randn(B, L, C)
@@ -112,7 +112,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="sudoku")
     p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-compile,reference",
-                   help="comma-separated: akorn, akorn-checkpoint, akorn-compile, reference, authors")
+                   help="comma-separated: akorn, akorn-checkpoint, akorn-compile, akorn-compile-checkpoint, "
+                        "akorn-compile-matmul, reference, authors")
     p.add_argument("--precision", default="fp32,bf16")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--authors-repo", help="path to a checkout of the authors' code to time their layer too")

@@ -175,6 +175,27 @@ def test_halves_order_gives_the_same_pair_transform():
     assert torch.allclose(got, apply_pair_blocks(blocks, x)[..., order], atol=1e-12)
 
 
+@pytest.mark.parametrize("order", ["interleaved", "halves"])
+def test_pair_transform_matches_autograd_of_the_expression(order):
+    """Eager multiply-adds into pair views, with and without gradients: the same values and
+    gradients (x, a, b) as autograd over ``a * x + b * swap(x)``."""
+    from akorn.gta import pair_transform, swap_partners
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(5, 3, 1, 8, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, 3, 1, 8, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64)
+    fast = pair_transform(x, a, b, order)
+    plain = torch.addcmul(x * a, swap_partners(x, order), b)
+    assert torch.allclose(fast, plain, atol=1e-15)
+    with torch.no_grad():
+        assert torch.allclose(pair_transform(x, a, b, order), plain, atol=1e-15)
+    for u, v in zip(torch.autograd.grad(fast, (x, a, b), g), torch.autograd.grad(plain, (x, a, b), g)):
+        assert torch.allclose(u, v, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *t: pair_transform(*t, order), (x, a, b))
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -261,18 +282,52 @@ def test_conv_on_tokens_with_grid_matches_image():
     assert torch.allclose(img.flatten(2).transpose(1, 2), tok, atol=1e-6)
 
 
-def test_checkpointing_gives_identical_gradients():
+@pytest.mark.parametrize("coupling", ["attn", "conv"])
+@pytest.mark.parametrize("energy_mode", ["states", "reference"])
+def test_checkpointing_gives_identical_values_and_gradients(coupling, energy_mode):
+    """checkpoint=True: the same states, trajectory, energies and gradients (x, c, every parameter)."""
     torch.manual_seed(0)
-    layer = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=5, learn_gamma=True)
+    kw = dict(coupling=coupling, grid=(3, 3), heads=2, steps=5, learn_gamma=True, omega="per_pair",
+              energy_mode=energy_mode)
+    plain = KuramotoLayer(16, n=4, **kw).double()
+    ck = KuramotoLayer(16, n=4, checkpoint=True, **kw).double()
+    with torch.no_grad():
+        plain.omega_param.add_(0.2 * torch.randn_like(plain.omega_param))
+    ck.load_state_dict(plain.state_dict())
+    x, c = torch.randn(2, 16, 3, 3, dtype=torch.float64), torch.randn(2, 16, 3, 3, dtype=torch.float64)
+    results = []
+    for layer in (plain, ck):
+        xi, ci = x.clone().requires_grad_(), c.clone().requires_grad_()
+        params = [p for p in layer.parameters() if p.requires_grad]
+        out = layer(xi, ci, return_trajectory=True, return_energy=True)
+        loss = out.x.sin().sum() + out.trajectory.cos().sum() + out.energy.sum()
+        results.append((out, torch.autograd.grad(loss, [xi, ci] + params)))
+        # Each output on its own too: gradients that reach only some of the outputs.
+        for pick in ("x", "energy"):
+            o = layer(xi, ci, return_energy=True)
+            part = o.x.sum() if pick == "x" else o.energy[:, 2].sum()
+            results[-1] += (torch.autograd.grad(part, [xi, ci] + params, allow_unused=True),)
+    (a, *ga), (b, *gb) = results
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, atol=1e-12)
+    for grads_a, grads_b in zip(ga, gb):
+        for u, v in zip(grads_a, grads_b):
+            assert (u is None and v is None) or torch.allclose(u, v, atol=1e-11)
+
+
+def test_checkpointing_under_bf16_autocast_recomputes_the_same_step():
+    torch.manual_seed(0)
+    plain = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4, learn_gamma=True)
+    ck = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4, learn_gamma=True, checkpoint=True)
+    ck.load_state_dict(plain.state_dict())
     x, c = torch.randn(2, 16, 3, 3), torch.randn(2, 16, 3, 3)
     grads = []
-    for ck in (False, True):
-        layer.use_checkpoint = ck
-        layer.zero_grad()
-        layer(x, c).square().sum().backward()
-        grads.append([p.grad.clone() for p in layer.parameters() if p.grad is not None])
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-6)
+    for layer in (plain, ck):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x, c)
+        grads.append(torch.autograd.grad(out.square().sum(), list(layer.parameters())))
+    for u, v in zip(*grads):
+        assert torch.allclose(u, v, rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_autocast_keeps_state_in_float32():
