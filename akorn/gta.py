@@ -156,7 +156,7 @@ def apply_pair_blocks(blocks: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     blocks: ``(U, D/2, 2, 2)``; x: ``(..., U, D)``. Returns ``M @ pair`` for every pair.
     """
     a, b = pair_coefficients(blocks.to(x.dtype))
-    return torch.addcmul(x * a, swap_channel_pairs(x, -1), b)
+    return pair_transform(x, a, b, "interleaved")
 
 
 class GTA(nn.Module):

@@ -8,9 +8,9 @@ intermediates are alive. Values and gradients are those of the plain loop.
 Why not ``torch.utils.checkpoint`` per step: it keeps each step's input wherever the
 allocator put it, between the short-lived temporaries of the steps that follow. On a CPU
 with glibc malloc that interleaving fragments the heap: at the Sudoku size (C=512, batch 100,
-T=16) the resident peak reached 2.5 GB with under 1 GB of live tensors. One large buffer is
-mapped on its own (glibc maps every block above 32 MB directly) and leaves the heap to
-temporaries that are all freed by the end of each step.
+T=16) the resident peak reached 2.5 GB with under 1 GB of live tensors. A buffer above glibc's
+32 MB mmap limit is mapped on its own, and leaves the heap to temporaries that are all freed by
+the end of each step.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class _CheckpointedSteps(torch.autograd.Function):
         inputs = [c.detach(), None if omega is None else omega.detach(), gamma.detach()]
         inputs = [t.requires_grad_(need) if t is not None else None for t, need in zip(inputs, needs)]
         wrt_index = [i for i, need in enumerate(needs) if need]
-        wrt_tensors = (inputs + params)
+        wrt_tensors = inputs + params
         grads = [None] * len(wrt_tensors)
         device, autocast_on, autocast_dtype = ctx.autocast
         for t in reversed(range(ctx.steps)):

@@ -21,17 +21,12 @@ def child_env(args) -> dict | None:
     env = {}
     if args.malloc_mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
-    if args.thp:
-        env["THP_MEM_ALLOC_ENABLE"] = "1"
     return dict(os.environ, **env) if env else None
 
 
 def add_malloc_option(parser):
     parser.add_argument("--malloc-mmap-threshold", type=int, metavar="BYTES",
                         help="run each configuration with MALLOC_MMAP_THRESHOLD_=BYTES (glibc), e.g. 1048576")
-    parser.add_argument("--thp", action="store_true",
-                        help="run each configuration with THP_MEM_ALLOC_ENABLE=1: PyTorch aligns blocks of 2 MB "
-                             "and more to 2 MB and asks for transparent huge pages")
 
 
 def run_isolated(script: str, args: list[str], env: dict | None = None) -> tuple[dict | None, str]:

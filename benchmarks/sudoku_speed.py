@@ -10,6 +10,7 @@ dependencies: einops, pandas).
 
     python benchmarks/sudoku_speed.py --task train
     python benchmarks/sudoku_speed.py --task eval --authors-repo /path/to/akorn-authors
+    python benchmarks/sudoku_speed.py --task eval --impl akorn-compile-bf16 --profile
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from _isolated import add_malloc_option, child_env, print_speedups, run_all  # n
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channels: int) -> dict:
+def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channels: int,
+            profile: bool = False) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
@@ -63,9 +65,8 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
     precision = "bf16" if "bf16" in impl else "fp32"
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
+
+    def once():
         if task == "train":
             with autocast:
                 logits = forward()
@@ -81,9 +82,30 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
                         forward()  # the authors' eval keeps every state (return lists)
                 else:
                     predict(model, board, steps=T, candidates=100, chunk=100, precision=precision)
+
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        once()
         times.append(time.perf_counter() - t0)
-    return {"task": task, "impl": impl, "channels": channels, "sec": statistics.median(times[1:]), "first": times[0],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row = {"task": task, "impl": impl, "channels": channels, "sec": statistics.median(times[1:]), "first": times[0],
+           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if profile:
+        row["profile"] = profile_once(once)
+    return row
+
+
+def profile_once(fn, top: int = 8) -> list[tuple[str, float, float]]:
+    """One more call of ``fn`` under torch.profiler: the ``top`` operators by self CPU time, as
+    ``(name, self seconds, share of the total self time)``."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return [(e.key, e.self_cpu_time_total / 1e6, e.self_cpu_time_total / total) for e in ranked]
 
 
 def main():
@@ -94,21 +116,27 @@ def main():
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--authors-repo")
     p.add_argument("--json")
+    p.add_argument("--profile", action="store_true",
+                   help="after timing, profile one more iteration and print the top operators by self CPU time")
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
     add_malloc_option(p)
     a = p.parse_args()
     if a._one:
-        print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels)))
+        print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels, a.profile)))
         return
     impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
     print(f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
           + (", 100 candidates of one board" if a.task == "eval" else ""))
     print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
-    configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)])
-               for impl in impls]
-    rows = run_all(__file__, configs, a.authors_repo,
-                   lambda impl, r: print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True),
-                   env=child_env(a))
+    configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
+                + (["--profile"] if a.profile else [])) for impl in impls]
+
+    def show(impl, r):
+        print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True)
+        for name, sec, share in r.get("profile", []):
+            print(f"    {share:6.1%} {sec:7.3f} s  {name}")
+
+    rows = run_all(__file__, configs, a.authors_repo, show, env=child_env(a))
     print_speedups(rows, "sec")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
