@@ -200,5 +200,6 @@ class AttentionCoupling(nn.Module):
         if planar_n is not None:
             w, bias = to_planar(w, planar_n, 0), to_planar(bias, planar_n)
         if bias_apart:  # the bias then joins the caller's elementwise kernel (see q, k, v above)
-            return F.linear(o, w) + bias
+            out = F.linear(o, w)
+            return (out + bias).to(out.dtype)  # eager mode's dtype
         return F.linear(o, w, bias)

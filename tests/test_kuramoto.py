@@ -561,6 +561,7 @@ def test_compiled_coupling_without_gradients_matches_eager(precision):
         want = att(x, planar_n=4).float()
         got, codes = run_and_get_code(torch.compile(att), x, planar_n=4)
     tol = 1e-5 if precision == "fp32" else 0.05
+    assert got.dtype == (torch.float32 if precision == "fp32" else torch.bfloat16)
     assert torch.allclose(got.float(), want, atol=tol, rtol=tol)
     assert "materialize" in "\n".join(codes)
 
