@@ -86,6 +86,50 @@ def test_corrupt_and_missing_checkpoints(tmp_path, puzzle_csv):
     assert r.returncode == 2 and "has no checkpoint" in r.stderr
 
 
+def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_csv):
+    """Replays the EMA from the raw weights saved after every step: first update copies, then the
+    decay 1 - (1 + t)^(-2/3) (t = steps since ema_start) until it reaches ema_decay."""
+    from akorn.engine.trainer import ema_decay_at
+
+    cfg = resolve(SudokuConfig, [*TINY, "ema_start=2", "ema_every=2", "ema_decay=0.7"], presets=PRESETS)
+    assert [round(ema_decay_at(cfg, d), 6) for d in (2, 4, 6, 30)] == [0.0, round(1 - 3 ** (-2 / 3), 6), round(1 - 5 ** (-2 / 3), 6), 0.7]
+    off = resolve(SudokuConfig, [*TINY, "ema_decay=0.7", "ema_warmup=false"], presets=PRESETS)
+    assert ema_decay_at(off, 2) == ema_decay_at(off, 50) == 0.7
+
+    r = run_cli(*_train_args(puzzle_csv, tmp_path, "w", "max_steps=8", "checkpoint_every=1", "keep_checkpoints=100",
+                             "ema_start=2", "ema_every=2", "ema_decay=0.7", "clip_grad=0"))
+    assert r.returncode == 0, r.stderr
+    expected, seen = None, 0
+    for path in ck.list_checkpoints(tmp_path / "w" / "checkpoints"):
+        done = int(path.name.split("-")[-1])
+        raw, ema = load_file(path / "model.safetensors"), load_file(path / "ema.safetensors")
+        if done >= 2 and done % 2 == 0:
+            d = ema_decay_at(cfg, done)
+            expected = {k: v.clone() for k, v in raw.items()} if expected is None else {
+                k: expected[k] * d + raw[k] * (1 - d) for k in raw}
+        if expected is not None:
+            seen += 1
+            for k in raw:
+                torch.testing.assert_close(ema[k], expected[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert seen == 7
+    # Without clipping the gradient norm is still logged.
+    logs = [json.loads(l) for l in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines() if '"train"' in l]
+    assert logs and all(l["grad_norm"] > 0 for l in logs)
+
+
+def test_objects_defaults_are_the_authors_recipe():
+    """train_obj.py: batch 256, Adam 1e-3, no clipping, ema_pytorch EMA(beta=0.998, update_every=10,
+    update_after_step=200); Tetrominoes 50 epochs. train_sudoku.py: batch 100, clip 1.0, EMA 0.995 / 10 / 100."""
+    from akorn.objects.experiment import ObjectsConfig
+
+    o = ObjectsConfig()
+    assert (o.batch_size, o.epochs, o.lr, o.optimizer, o.clip_grad) == (256, 50, 1e-3, "adam", 0.0)
+    assert (o.ema_decay, o.ema_every, o.ema_start, o.ema_warmup) == (0.998, 10, 200, True)
+    assert (o.channels, o.patch, o.steps, o.n, o.heads, o.temperature) == (128, 4, 8, 4, 8, 0.1)
+    s = SudokuConfig()
+    assert (s.batch_size, s.clip_grad, s.ema_decay, s.ema_every, s.ema_start, s.ema_warmup) == (100, 1.0, 0.995, 10, 100, True)
+
+
 def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     from akorn.engine.trainer import load_init_weights
     from akorn.sudoku.experiment import SudokuExperiment

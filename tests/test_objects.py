@@ -115,6 +115,29 @@ def test_uptiling_centre_alignment_shifts_copies_back_by_the_half_patch_offset()
         uptiled_features(PatchMean(), img, 4, align="middle")
 
 
+def test_uptiling_reference_alignment_magnifies_like_the_reference_code():
+    """The reference code resizes the image to H + p - s pixels and takes windows of it: on a
+    linear ramp the dense map then climbs 16/19 of a pixel per cell (16 px, p=4, s=1) where the
+    pure shifts of corner alignment climb exactly one."""
+
+    class PatchMean(torch.nn.Module):
+        patch = 4
+
+        def features(self, img, generator=None):
+            return torch.nn.functional.avg_pool2d(img[:, :1], 4)
+
+    ramp = torch.arange(16, dtype=torch.float64).view(1, 1, 16, 1).expand(1, 3, 16, 16).contiguous()
+    corner = uptiled_features(PatchMean(), ramp, 4, align="corner")[0, 0, :, 5]
+    reference = uptiled_features(PatchMean(), ramp, 4, align="reference")[0, 0, :, 5]
+    inner = slice(3, 12)  # away from the borders; torch's bicubic (a = -0.75) follows a ramp to within 0.03
+    torch.testing.assert_close(corner.diff()[inner], torch.ones(9, dtype=torch.float64))
+    torch.testing.assert_close(reference.diff()[inner], torch.full((9,), 16 / 19, dtype=torch.float64),
+                               atol=0.03, rtol=0)
+    # cell c averages resized rows [c, c + 4): centre c + 2 in resized pixels, (c + 2) * 16/19 - 1/2 in the image's
+    c = torch.arange(16, dtype=torch.float64)
+    torch.testing.assert_close(reference[inner], ((c + 2) * 16 / 19 - 0.5)[inner], atol=0.05, rtol=0)
+
+
 def test_identity_omega_model_equals_paper_form_with_half_step():
     torch.manual_seed(0)
     ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)

@@ -51,6 +51,9 @@ class TrainConfig:
     ema_decay: float = 0.995  # 0 disables the EMA
     ema_every: int = 10
     ema_start: int = 100
+    # The decay ramps up as 1 - (1 + t)^(-2/3), t = steps since ema_start, capped at ema_decay:
+    # the warm-up of ema_pytorch, which the reference code uses. false: ema_decay from the start.
+    ema_warmup: bool = True
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False
     device: str = "auto"
@@ -200,6 +203,13 @@ def make_ema(model: nn.Module, cfg: TrainConfig):
     if cfg.ema_decay <= 0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def ema_decay_at(cfg: TrainConfig, done: int) -> float:
+    """Decay of the EMA update after optimizer step ``done`` (the first update, at ema_start, copies)."""
+    if not cfg.ema_warmup:
+        return cfg.ema_decay
+    return min(cfg.ema_decay, 1.0 - (1.0 + max(done - cfg.ema_start, 0)) ** (-2.0 / 3.0))
 
 
 def ema_state(ema) -> dict:
@@ -353,10 +363,13 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
         loss.backward()
         if cfg.clip_grad > 0:
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-            metrics["grad_norm"] = float(gnorm)
+        else:
+            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        metrics["grad_norm"] = float(gnorm)
         optimizer.step()
         done = step + 1
         if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
+            ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
             ema.update_parameters(model)
         metrics["loss"] = float(loss.detach())
         for k, v in metrics.items():

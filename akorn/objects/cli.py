@@ -23,8 +23,9 @@ def add_parser(sub):
     e.add_argument("--uptile", type=int, default=1, help="up-tiling factor (1: off; 4 in the paper)")
     e.add_argument("--uptile-noise", choices=("independent", "shared"), default="independent",
                    help="initial oscillator states of the shifted copies: independent (reference code) or shared")
-    e.add_argument("--uptile-align", choices=("corner", "centre"), default="corner",
-                   help="where a patch's feature lands in the denser map: its corner (reference code) or centre")
+    e.add_argument("--uptile-align", choices=("corner", "centre", "reference"), default="reference",
+                   help="where a patch's feature lands in the denser map: its corner, its centre, or the "
+                        "reference code's resized-image windows")
     e.add_argument("--k", type=int, default=0, help="clusters (default: the dataset's)")
     e.add_argument("--method", choices=["agglomerative", "kmeans"], default=None)
     e.add_argument("--limit", type=int, default=0, help="first N test images only")

@@ -34,7 +34,7 @@ def cluster_features(feats: torch.Tensor, k: int, method: str = "agglomerative",
 
 
 UPTILE_NOISE = ("independent", "shared")
-UPTILE_ALIGN = ("corner", "centre")
+UPTILE_ALIGN = ("corner", "centre", "reference")
 
 
 def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -44,7 +44,7 @@ def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 @torch.no_grad()
 def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent",
-                     align: str = "corner"):
+                     align: str = "reference"):
     """Features on ``factor x factor`` shifted copies, interleaved into a map ``factor`` times denser.
 
     Each copy shifts the image by ``patch/factor`` pixels (edge pixels repeated), so patch
@@ -52,9 +52,13 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
     random initial oscillator states per copy (the reference code's default), or ``"shared"``:
     every copy starts from the same states, so the copies' phases are comparable.
     ``align``: ``"corner"`` puts each patch's feature in the map cell at the patch's top-left
-    corner, as the reference code does, which displaces the map by ``(patch - patch/factor) / 2``
-    pixels; ``"centre"`` shifts the copies back by that amount (rounded down) so cells sit
-    under their patches' centres.
+    corner, which displaces the map by ``(patch - patch/factor) / 2`` pixels; ``"centre"`` shifts
+    the copies back by that amount (rounded down) so cells sit under their patches' centres.
+    ``"reference"`` is the reference code's construction: the image is resized (bicubic) to
+    ``H + patch - patch/factor`` pixels and the copies are windows of that, so they are shifted
+    and also magnified by ``(H + patch - patch/factor) / H``; the map's offset then runs from
+    about +``(patch - s) / 2`` pixels at the top-left edge to about -``(patch - s) / 2`` at the
+    bottom-right.
     """
     if noise not in UPTILE_NOISE:
         raise ValueError(f"noise must be one of {UPTILE_NOISE}, got {noise!r}")
@@ -67,8 +71,11 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
         raise ValueError(f"up-tiling factor {factor} must divide the patch size {p}")
     s = p // factor
     B, _, H, W = images.shape
-    lead = (p - s) // 2 if align == "centre" else 0
-    padded = F.pad(images, (lead, p, lead, p), mode="replicate")
+    if align == "reference":
+        padded = F.interpolate(images, (H + p - s, W + p - s), mode="bicubic")
+    else:
+        lead = (p - s) // 2 if align == "centre" else 0
+        padded = F.pad(images, (lead, p, lead, p), mode="replicate")
     out = None
     start = generator.get_state() if generator is not None and noise == "shared" else None
     for dy in range(factor):
@@ -85,7 +92,7 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
 
 def predict_masks(model, images: torch.Tensor, k: int, method: str = "agglomerative", uptile: int = 1,
                   pca_dim: int = 128, seed: int = 0, uptile_noise: str = "independent",
-                  uptile_align: str = "corner") -> np.ndarray:
+                  uptile_align: str = "reference") -> np.ndarray:
     """(B, 3, H, W) images -> (B, H, W) predicted segment labels."""
     g = torch.Generator(device=images.device if images.device.type == "cuda" else "cpu").manual_seed(seed)
     feats = uptiled_features(model, images, uptile, g, uptile_noise, uptile_align).float().cpu()

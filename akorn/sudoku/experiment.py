@@ -51,7 +51,7 @@ PRESETS = {
     # The model shipped with the package: what 2 CPU cores can train in about an hour.
     # EMA every step: the recipe's every-10-steps EMA lags too far behind on a run this short.
     "cpu-full": dict(channels=128, heads=8, epochs=40, checkpoint_every=90, eval_every=450, eval_limit=500,
-                     compile=True, ema_every=1),
+                     compile=True, ema_every=1, ema_warmup=False),
     # Baselines with the authors' learning rate.
     "itrsa": dict(model="itrsa", lr=5e-4, blocks=1, steps=16),
     "transformer": dict(model="transformer", lr=5e-4, blocks=8, steps=1),
