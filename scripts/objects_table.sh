@@ -36,9 +36,9 @@ for data in ${DATASETS[@]}; do
       touch "$OUT/$name/done"
     fi
     for r in $tiles; do
-      for align in corner centre; do
-        [ "$r" = 1 ] && [ $align = centre ] && continue
-        if [ $align = centre ]; then tag=x$r-centre; else tag=x$r; fi
+      for align in corner centre reference; do
+        [ "$r" = 1 ] && [ $align != corner ] && continue
+        if [ $align = corner ]; then tag=x$r; else tag=x$r-$align; fi
         [ -f "$OUT/$name/eval-$tag.json" ] && continue
         akorn objects eval "$OUT/$name" --uptile $r --uptile-align $align --json "$OUT/$name/eval-$tag.json" \
           --figure "$OUT/$name/masks-$tag.png" >> "$OUT/$name.log" 2>&1

@@ -1,4 +1,6 @@
 """Object discovery: datasets, augmentations, metrics against scikit-learn, masks, bad input."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -183,6 +185,11 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     r = run_cli("objects", "eval", tmp_path / "t", "--limit", "4", "--uptile", "2")
     assert r.returncode == 0, r.stderr
     assert "FG-ARI" in r.stdout and (tmp_path / "t" / "masks-x2.png").exists()
+    r = run_cli("objects", "eval", tmp_path / "t", "--limit", "2", "--step", "8", "--json", tmp_path / "s8.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "s8.json").read_text())["checkpoint"].endswith("step-00000008")
+    r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
+    assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "t", "--k", "100")
     assert r.returncode == 2 and "more than the 64 patches" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "data=mnist", f"out_dir={tmp_path}", "name=u")

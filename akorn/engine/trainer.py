@@ -404,8 +404,11 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     return run.path
 
 
-def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = None, use_ema: bool = True):
-    """Model (EMA weights when present), config and checkpoint path from a run folder alone."""
+def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = None, use_ema: bool = True,
+             step: int | None = None):
+    """Model (EMA weights when present), config and checkpoint path from a run folder alone.
+
+    ``step``: the checkpoint saved after that optimizer step instead of the latest one."""
     from akorn.engine.config import apply_overrides, from_dict, parse_words
 
     run = RunFolder(Path(run_dir))
@@ -417,6 +420,12 @@ def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = Non
     ckpt_path = run.latest_checkpoint()
     if ckpt_path is None:
         raise UserError(f"run folder {run.path} has no checkpoint")
+    if step is not None:
+        saved = {int(p.name.split("-")[1]): p for p in ck.list_checkpoints(run.checkpoints)}
+        if step not in saved:
+            raise UserError(f"run folder {run.path} has no checkpoint at step {step}; "
+                            f"it has steps {', '.join(map(str, sorted(saved)))}")
+        ckpt_path = saved[step]
     loaded = ck.load_checkpoint(ckpt_path)
     model = experiment.build_model(cfg)
     if use_ema and loaded["ema"] is not None:

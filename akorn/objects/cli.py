@@ -29,6 +29,7 @@ def add_parser(sub):
     e.add_argument("--k", type=int, default=0, help="clusters (default: the dataset's)")
     e.add_argument("--method", choices=["agglomerative", "kmeans"], default=None)
     e.add_argument("--limit", type=int, default=0, help="first N test images only")
+    e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
     e.add_argument("overrides", nargs="*")
@@ -77,7 +78,7 @@ def cmd_eval(args):
     from akorn.objects.experiment import ObjectsExperiment, evaluate_masks
 
     exp = ObjectsExperiment()
-    model, cfg, ckpt = load_run(exp, args.run, args.overrides)
+    model, cfg, ckpt = load_run(exp, args.run, args.overrides, step=args.step)
     ds = exp.test_data(cfg)
     if args.limit:
         ds = ds[: args.limit]
