@@ -187,7 +187,11 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert "FG-ARI" in r.stdout and (tmp_path / "t" / "masks-x2.png").exists()
     r = run_cli("objects", "eval", tmp_path / "t", "--limit", "2", "--step", "8", "--json", tmp_path / "s8.json")
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "s8.json").read_text())["checkpoint"].endswith("step-00000008")
+    rep = json.loads((tmp_path / "s8.json").read_text())
+    assert rep["checkpoint"].endswith("step-00000008") and rep["weights"] == "ema"
+    r = run_cli("objects", "eval", tmp_path / "t", "--limit", "2", "--weights", "raw", "--json", tmp_path / "raw.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "raw.json").read_text())["weights"] == "raw"
     r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
     assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "t", "--k", "100")

@@ -30,6 +30,8 @@ def add_parser(sub):
     e.add_argument("--method", choices=["agglomerative", "kmeans"], default=None)
     e.add_argument("--limit", type=int, default=0, help="first N test images only")
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
+    e.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="the EMA weights (default) or the raw weights of the optimizer")
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
     e.add_argument("overrides", nargs="*")
@@ -78,7 +80,7 @@ def cmd_eval(args):
     from akorn.objects.experiment import ObjectsExperiment, evaluate_masks
 
     exp = ObjectsExperiment()
-    model, cfg, ckpt = load_run(exp, args.run, args.overrides, step=args.step)
+    model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
     ds = exp.test_data(cfg)
     if args.limit:
         ds = ds[: args.limit]
@@ -92,7 +94,7 @@ def cmd_eval(args):
                                            uptile_noise=args.uptile_noise, uptile_align=args.uptile_align)
     except ValueError as e:
         raise UserError(str(e)) from None
-    rep = {"checkpoint": str(ckpt), "data": cfg.data, "images": len(ds), "k": k, "uptile": args.uptile,
+    rep = {"checkpoint": str(ckpt), "weights": args.weights, "data": cfg.data, "images": len(ds), "k": k, "uptile": args.uptile,
            "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align,
            "fg_ari_mean": float(np.nanmean(aris)), "fg_ari_std": float(np.nanstd(aris)),
            "mbo_mean": float(np.nanmean(mbos)), "mbo_std": float(np.nanstd(mbos)), "seconds": round(time.time() - t0, 1)}
