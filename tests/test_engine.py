@@ -112,6 +112,14 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
             for k in raw:
                 torch.testing.assert_close(ema[k], expected[k], rtol=1e-5, atol=1e-6, msg=k)
     assert seen == 7
+    # A run folder saved before ema_warmup existed resumes and evaluates with the fixed decay it ran with.
+    from akorn.engine.trainer import load_run
+    from akorn.sudoku.experiment import SudokuExperiment
+
+    saved = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert saved["config"].pop("ema_warmup") is True
+    (tmp_path / "w" / "config.json").write_text(json.dumps(saved))
+    assert load_run(SudokuExperiment(), str(tmp_path / "w"))[1].ema_warmup is False
     # Without clipping the gradient norm is still logged.
     logs = [json.loads(l) for l in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines() if '"train"' in l]
     assert logs and all(l["grad_norm"] > 0 for l in logs)

@@ -153,6 +153,10 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * scale
 
 
+# Run folders saved before a field existed ran as these values say, not as today's defaults.
+FIELDS_OF_OLDER_RUNS = {"ema_warmup": False}
+
+
 class RunFolder:
     """config.json, command.txt, metrics.jsonl, tb/, checkpoints/ -- all under one folder."""
 
@@ -173,7 +177,7 @@ class RunFolder:
         data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
         if data.get("experiment") != experiment.name:
             raise UserError(f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}")
-        return data["config"]
+        return {**FIELDS_OF_OLDER_RUNS, **data["config"]}
 
     def latest_checkpoint(self) -> Path | None:
         found = ck.list_checkpoints(self.checkpoints)
