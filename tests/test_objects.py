@@ -141,6 +141,23 @@ def test_uptiling_reference_alignment_magnifies_like_the_reference_code():
     torch.testing.assert_close(reference[inner], ((c + 2) * 16 / 19 - 0.5)[inner], atol=0.05, rtol=0)
 
 
+def test_eval_cli_offers_every_uptiling_mode():
+    """The CLI lists its choices without importing torch; they must stay those of masks.py."""
+    import argparse
+
+    from akorn.objects import cli
+    from akorn.objects.masks import UPTILE_ALIGN, UPTILE_NOISE
+
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["objects", "eval", "RUN"])
+    assert args.uptile_align == "reference" and args.uptile_noise == "independent"
+    for mode in UPTILE_ALIGN:
+        assert parser.parse_args(["objects", "eval", "RUN", "--uptile-align", mode]).uptile_align == mode
+    for mode in UPTILE_NOISE:
+        assert parser.parse_args(["objects", "eval", "RUN", "--uptile-noise", mode]).uptile_noise == mode
+
+
 def test_identity_omega_model_equals_paper_form_with_half_step():
     torch.manual_seed(0)
     ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)
