@@ -190,6 +190,43 @@ def test_early_exit_stops_when_states_settle():
     assert predict(model, quiz, steps=50, tol=0.0).steps_run == 50
 
 
+def _settling_model():
+    """No natural frequencies and a small step: states settle geometrically, each row at its own step."""
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
+    with torch.no_grad():
+        model.kuramoto.omega_param.zero_()
+        model.kuramoto.gamma.fill_(0.1)
+    return model
+
+
+def test_early_exit_retires_each_row_on_its_own():
+    model = _settling_model()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ)]).repeat(6, 1)
+    T, tol = 300, 3e-3
+    logits, score, ran = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol)
+    assert len(set(ran.tolist())) > 1 and int(ran.max()) < T  # rows stop at different steps
+    # Retiring rows from the batch changes nothing for the others: each row alone stops at the
+    # same step with the same result.
+    gen = torch.Generator().manual_seed(1)
+    for i in range(6):
+        li, si, ri = run_akorn(model, quiz[i : i + 1], T, gen, tol)
+        assert int(ri) == int(ran[i])
+        torch.testing.assert_close(li[0], logits[i], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(si[0], score[i], rtol=1e-5, atol=0.0)
+    # A retired row stands for the full run: same digits, and its energy sum counts the skipped
+    # steps at its last energy, so it matches the T-step sum (without that it would be ~ran/T of it).
+    full_logits, full_score, full_ran = run_akorn(model, quiz, T, torch.Generator().manual_seed(1))
+    assert bool((full_ran == T).all())
+    assert torch.equal(logits.argmax(-1), full_logits.argmax(-1))
+    torch.testing.assert_close(score, full_score, rtol=1e-3, atol=0.0)
+    _, last, _ = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol, energy_reduce="last")
+    _, full_last, _ = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), energy_reduce="last")
+    torch.testing.assert_close(last, full_last, rtol=1e-3, atol=0.0)
+    mean_steps = predict(model, quiz[:1], steps=T, candidates=6, tol=tol, seed=1).steps_run
+    assert mean_steps == pytest.approx(ran.float().mean().item())
+
+
 def test_baselines_forward_and_shapes():
     quiz = torch.tensor([sdata.parse_grid(QUIZ)])
     assert SudokuIterated(32, heads=4, blocks=2, steps=2)(quiz).shape == (1, 81, 9)

@@ -31,7 +31,8 @@ def add_parser(sub):
     e.add_argument("--K", type=int, default=1, help="random initial states per board")
     e.add_argument("--select", choices=["energy", "confidence"], default="energy")
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
-    e.add_argument("--tol", type=float, default=0.0, help="early exit when every state changes less than this")
+    e.add_argument("--tol", type=float, default=0.0,
+                   help="early exit: a candidate stops once no element of its state moves by this much in one step")
     e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
     e.add_argument("--per-givens", type=int, default=0, metavar="N",
                    help="evaluate the first N boards of every number of givens (a stratified subset)")

@@ -17,7 +17,7 @@ from akorn.sudoku.models import SudokuAKOrN
 class Prediction:
     digits: torch.Tensor  # (n, 81) predicted digits 1..9 (clues copied through)
     confidence: torch.Tensor  # (n,) mean max-probability over blank cells of the chosen candidate
-    steps_run: float  # mean number of Kuramoto steps actually run per chunk
+    steps_run: float  # mean number of Kuramoto steps each candidate ran (less than T after early exit)
 
 
 def _confidence(logits: torch.Tensor, quiz: torch.Tensor) -> torch.Tensor:
@@ -29,31 +29,55 @@ def _confidence(logits: torch.Tensor, quiz: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: torch.Generator,
               tol: float = 0.0, energy_reduce: str = "sum"):
-    """One batch of rows: logits, energy score (lower is better) and steps run, with optional early exit.
+    """One batch of rows: logits, energy score (lower is better) and the steps each row ran.
 
     Energies follow the model's bookkeeping (reference: ``E(x_0) .. E(x_{T-1})`` plus a 0);
     ``energy_reduce`` = ``sum`` over steps or ``last``.
+
+    With ``tol > 0`` a row retires as soon as no element of its state moved by ``tol`` or more in
+    one step, and the remaining rows run on without it, so an easy board does not wait for the
+    hard boards of its chunk. A retired row counts as having stayed where it stopped: for ``sum``
+    its last energy is added once for every step it skipped, so the candidates of one board stay
+    comparable whatever step each of them stopped at.
     """
     layer = model.kuramoto
     c = model.stimulus(quiz)
     x = layer.to_state(normalize(model.initial_state(quiz, c, generator), layer.n, -1))
     c = layer.to_state(c)
     omega, gamma = layer.omega(), layer.gamma
-    total = torch.zeros(quiz.shape[0], device=quiz.device)
-    last = total
-    ran = 0
-    for _ in range(steps):
-        x_next, e = layer._step_fn(x, c, omega, gamma)
-        total = total + e
-        last = e
-        ran += 1
-        if tol > 0:
-            change = (x_next - x).abs().flatten(1).amax(1)
-            x = x_next
-            if bool((change < tol).all()):
-                break
-        else:
-            x = x_next
+    rows = quiz.shape[0]
+    total = torch.zeros(rows, device=quiz.device)
+    last = torch.zeros(rows, device=quiz.device)
+    ran = torch.full((rows,), steps, dtype=torch.long, device=quiz.device)
+    if tol <= 0:
+        for _ in range(steps):
+            x, e = layer._step_fn(x, c, omega, gamma)
+            total = total + e
+        last = e if steps else last
+    else:
+        # Active rows live compacted in (xa, ca); a retiring row's state is written back into x.
+        active = torch.arange(rows, device=quiz.device)
+        xa, ca = x, c
+        x = x.clone()
+        for t in range(steps):
+            x_next, e = layer._step_fn(xa, ca, omega, gamma)
+            e = e.float()
+            total[active] += e
+            last[active] = e
+            settled = (x_next - xa).abs().flatten(1).amax(1) < tol
+            if bool(settled.any()):
+                done = active[settled]
+                x[done] = x_next[settled]
+                ran[done] = t + 1
+                total[done] += e[settled] * (steps - t - 1)
+                keep = ~settled
+                active, xa, ca = active[keep], x_next[keep], ca[keep]
+                if active.numel() == 0:
+                    break
+            else:
+                xa = x_next
+        if active.numel():
+            x[active] = xa
     if layer.energy_mode == "states":
         last = layer.energy(x, c)
         total = total + last
@@ -91,8 +115,9 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
             if is_akorn:
                 logits, score, ran = run_akorn(model, q, T, gen, tol, energy_reduce)
             else:
-                logits, score, ran = model(q, steps=T), torch.zeros(q.shape[0], device=device), T
-        steps_log.append(ran)
+                logits, score = model(q, steps=T), torch.zeros(q.shape[0], device=device)
+                ran = torch.full((q.shape[0],), T)
+        steps_log.append(ran.float().cpu())
         conf = _confidence(logits, q)
         all_scores.append(score.float())
         all_conf.append(conf)
@@ -103,7 +128,7 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
     pick = scores.argmin(1) if select == "energy" else confs.argmax(1)
     best_digits = digits[torch.arange(n, device=device), pick]
     best_conf = confs[torch.arange(n, device=device), pick]
-    return Prediction(best_digits.cpu(), best_conf.cpu(), sum(steps_log) / max(1, len(steps_log)))
+    return Prediction(best_digits.cpu(), best_conf.cpu(), float(torch.cat(steps_log).mean()))
 
 
 def accuracy(pred: torch.Tensor, solution: torch.Tensor, quiz: torch.Tensor) -> dict:
