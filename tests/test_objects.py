@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 from akorn.errors import UserError
 from akorn.objects import datasets
 from akorn.objects.augment import simclr_views
-from akorn.objects.experiment import nt_xent
+from akorn.objects.experiment import ObjectsConfig, ObjectsExperiment, nt_xent
 from akorn.objects.masks import cluster_features, uptiled_features
 from akorn.objects.metrics import adjusted_rand_index, fg_ari, mbo
 from akorn.objects.models import ImageAKOrN, ImageIterated
@@ -25,10 +25,42 @@ def test_generated_datasets_are_deterministic_with_consistent_masks(name, size, 
     for img, m in zip(a.images.numpy(), a.masks.numpy()):
         ids = set(np.unique(m)) - {0}
         assert ids == set(range(1, len(ids) + 1)) and kmin <= len(ids) <= kmax
-        if name == "tetrominoes":  # black background, coloured objects, every piece 4 blocks of 5x5
+        if name == "tetrominoes":  # black background, coloured objects
             assert (img[m == 0] == 0).all() and (img[m > 0].max(-1) == 255).all()
-            assert all((m == i).sum() == 100 for i in ids)
     assert not torch.equal(datasets.generate(name, 2, seed=4).images, a.images[:2])
+
+
+def test_tetromino_layouts():
+    # crop35: 5x5 blocks on the grid of the 35x35 image, seen through the centre crop [1:33], so
+    # blocks start one pixel before a multiple of 5 and border pieces lose rows or columns.
+    crop = datasets.generate("tetrominoes", 60, seed=1)
+    sizes = []
+    for m in crop.masks.numpy():
+        for i in range(1, 4):
+            ys, xs = np.nonzero(m == i)
+            blocks = set(zip((ys + 1) // 5, (xs + 1) // 5))
+            assert len(blocks) == 4
+            for by, bx in blocks:  # every visible pixel of a block belongs to its piece
+                assert (m[max(5 * by - 1, 0) : 5 * by + 4, max(5 * bx - 1, 0) : 5 * bx + 4] == i).all()
+            sizes.append(len(ys))
+    assert 4 * 3 * 3 <= min(sizes) < 100 and max(sizes) == 100  # a corner block keeps at least 3x3 pixels
+    assert max(max(np.nonzero(m)[0].max(), np.nonzero(m)[1].max()) for m in crop.masks.numpy()) == 31
+    # dense32: the older generator, whole blocks on the 6x6 grid of the top-left 30x30 pixels.
+    dense = datasets.generate("tetrominoes", 60, seed=1, tetromino_layout="dense32")
+    for m in dense.masks.numpy():
+        assert all((m == i).sum() == 100 for i in range(1, 4)) and not m[30:].any() and not m[:, 30:].any()
+    with pytest.raises(UserError, match="tetromino_layout must be one of"):
+        datasets.generate("tetrominoes", 1, tetromino_layout="sparse")
+
+
+def test_runs_saved_before_tetromino_layout_evaluate_on_the_dense_layout(tmp_path):
+    from akorn.engine.trainer import RunFolder
+    from akorn.engine.config import to_dict
+
+    cfg = to_dict(ObjectsConfig())
+    assert cfg.pop("tetromino_layout") == "crop35"
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "objects", "config": cfg}))
+    assert RunFolder(tmp_path).read_config(ObjectsExperiment())["tetromino_layout"] == "dense32"
 
 
 def test_ari_matches_scikit_learn_and_fg_ari_ignores_background():
@@ -207,9 +239,13 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "s8.json").read_text())
     assert rep["checkpoint"].endswith("step-00000008") and rep["weights"] == "ema"
-    r = run_cli("objects", "eval", tmp_path / "t", "--limit", "2", "--weights", "raw", "--json", tmp_path / "raw.json")
+    assert rep["data"] == "tetrominoes (crop35)"
+    # a model trained on one layout evaluated on the other: an override after the run folder
+    r = run_cli("objects", "eval", tmp_path / "t", "tetromino_layout=dense32", "--limit", "2", "--weights", "raw",
+                "--json", tmp_path / "raw.json")
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "raw.json").read_text())["weights"] == "raw"
+    rep = json.loads((tmp_path / "raw.json").read_text())
+    assert rep["weights"] == "raw" and rep["data"] == "tetrominoes (dense32)"
     r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
     assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "t", "--k", "100")
@@ -218,3 +254,5 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "image_size=30", f"out_dir={tmp_path}", "name=v")
     assert r.returncode == 2 and "expects 30x30" in r.stderr
+    r = run_cli("objects", "train", "preset=tiny", "tetromino_layout=sparse", f"out_dir={tmp_path}", "name=w")
+    assert r.returncode == 2 and "tetromino_layout must be one of" in r.stderr

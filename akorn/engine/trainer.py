@@ -89,6 +89,8 @@ class Experiment(abc.ABC):
     name: str = ""
     config_cls: type = TrainConfig
     presets: dict[str, dict[str, Any]] = {}
+    # The experiment's fields that run folders saved before them lack, as those runs used them.
+    fields_of_older_runs: dict[str, Any] = {}
 
     @abc.abstractmethod
     def build_model(self, cfg) -> nn.Module:
@@ -177,7 +179,7 @@ class RunFolder:
         data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
         if data.get("experiment") != experiment.name:
             raise UserError(f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}")
-        return {**FIELDS_OF_OLDER_RUNS, **data["config"]}
+        return {**FIELDS_OF_OLDER_RUNS, **experiment.fields_of_older_runs, **data["config"]}
 
     def latest_checkpoint(self) -> Path | None:
         found = ck.list_checkpoints(self.checkpoints)

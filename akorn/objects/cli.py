@@ -94,11 +94,12 @@ def cmd_eval(args):
                                            uptile_noise=args.uptile_noise, uptile_align=args.uptile_align)
     except ValueError as e:
         raise UserError(str(e)) from None
-    rep = {"checkpoint": str(ckpt), "weights": args.weights, "data": cfg.data, "images": len(ds), "k": k, "uptile": args.uptile,
+    data = f"{cfg.data} ({cfg.tetromino_layout})" if cfg.data == "tetrominoes" else cfg.data
+    rep = {"checkpoint": str(ckpt), "weights": args.weights, "data": data, "images": len(ds), "k": k, "uptile": args.uptile,
            "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align,
            "fg_ari_mean": float(np.nanmean(aris)), "fg_ari_std": float(np.nanstd(aris)),
            "mbo_mean": float(np.nanmean(mbos)), "mbo_std": float(np.nanstd(mbos)), "seconds": round(time.time() - t0, 1)}
-    print(f"{cfg.model} on {cfg.data} ({len(ds)} test images, k={k}, up-tiling x{args.uptile}):")
+    print(f"{cfg.model} on {data} ({len(ds)} test images, k={k}, up-tiling x{args.uptile}):")
     print(f"FG-ARI {100 * rep['fg_ari_mean']:.1f} ± {100 * rep['fg_ari_std']:.1f}   "
           f"MBO {100 * rep['mbo_mean']:.1f} ± {100 * rep['mbo_std']:.1f}")
     fig = Path(args.figure) if args.figure else Path(args.run) / f"masks-x{args.uptile}.png"

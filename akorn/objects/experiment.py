@@ -29,6 +29,7 @@ class ObjectsConfig(TrainConfig):
     ema_start: int = 200
 
     data: str = "tetrominoes"  # tetrominoes | dsprites | clevr-like | file.npz | CLEVRTex folder
+    tetromino_layout: str = "crop35"  # crop35: 35x35 then centre crop, as specified; dense32: the older generator
     train_size: int = 60000
     test_size: int = 320
     image_size: int = 0  # 0: the dataset's own size
@@ -56,6 +57,8 @@ class ObjectsConfig(TrainConfig):
             raise UserError(f"model must be akorn, itrsa or itrconv, got {self.model!r}")
         if self.coupling not in ("attn", "conv"):
             raise UserError(f"coupling must be attn or conv, got {self.coupling!r}")
+        if self.tetromino_layout not in datasets.TETROMINO_LAYOUTS:
+            raise UserError(f"tetromino_layout must be one of {datasets.TETROMINO_LAYOUTS}, got {self.tetromino_layout!r}")
         if self.cluster_method not in ("agglomerative", "kmeans"):
             raise UserError(f"cluster_method must be agglomerative or kmeans, got {self.cluster_method!r}")
 
@@ -124,6 +127,7 @@ class ObjectsExperiment(Experiment):
     config_cls = ObjectsConfig
     presets = PRESETS
     handles_compile = True
+    fields_of_older_runs = {"tetromino_layout": "dense32"}
 
     def image_size(self, cfg):
         if cfg.image_size:
@@ -136,14 +140,14 @@ class ObjectsExperiment(Experiment):
         return build_model(cfg, self.image_size(cfg))
 
     def train_data(self, cfg):
-        ds = datasets.load(cfg.data, cfg.train_size, cfg.seed, cfg.image_size or None)
+        ds = datasets.load(cfg.data, cfg.train_size, cfg.seed, cfg.image_size or None, cfg.tetromino_layout)
         size = self.image_size(cfg)
         if ds.images.shape[1:3] != (size, size):
             raise UserError(f"{cfg.data}: images are {tuple(ds.images.shape[1:3])}, the model expects {size}x{size}")
         return ds
 
     def test_data(self, cfg):
-        return datasets.load(cfg.data, cfg.test_size, 10_000 + cfg.seed, cfg.image_size or None)
+        return datasets.load(cfg.data, cfg.test_size, 10_000 + cfg.seed, cfg.image_size or None, cfg.tetromino_layout)
 
     def clusters(self, cfg):
         return cfg.clusters or datasets.NUM_CLUSTERS.get(cfg.data, 7)
