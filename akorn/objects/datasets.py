@@ -23,6 +23,7 @@ Readers for the real files: DeepMind multi-object data converted to ``.npz`` (``
 from __future__ import annotations
 
 import colorsys
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +68,13 @@ class ObjectSet:
 TETROMINO_LAYOUTS = ("crop35", "dense32")
 
 
-def tetromino(rng: np.random.Generator, layout: str = "crop35", size: int = 35, crop: int = 32, block: int = 5):
+def check_tetromino_layout(layout: str) -> None:
     if layout not in TETROMINO_LAYOUTS:
         raise UserError(f"tetromino_layout must be one of {TETROMINO_LAYOUTS}, got {layout!r}")
+
+
+def tetromino(rng: np.random.Generator, layout: str = "crop35", size: int = 35, crop: int = 32, block: int = 5):
+    check_tetromino_layout(layout)
     img = np.zeros((size, size, 3), np.uint8)
     mask = np.zeros((size, size), np.uint8)
     cells_per_side = (size if layout == "crop35" else crop) // block
@@ -181,10 +186,7 @@ def generate(name: str, n: int, seed: int = 0, tetromino_layout: str = "crop35")
     if name not in GENERATORS:
         raise UserError(f"unknown dataset {name!r}; choose from {sorted(GENERATORS)} or give an .npz / CLEVRTex folder")
     rng = np.random.default_rng(seed)
-    make = GENERATORS[name]
-    if name == "tetrominoes":
-        def make(rng):
-            return tetromino(rng, tetromino_layout)
+    make = partial(tetromino, layout=tetromino_layout) if name == "tetrominoes" else GENERATORS[name]
     pairs = [make(rng) for _ in range(n)]
     return ObjectSet(torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])),
                      name)

@@ -57,8 +57,7 @@ class ObjectsConfig(TrainConfig):
             raise UserError(f"model must be akorn, itrsa or itrconv, got {self.model!r}")
         if self.coupling not in ("attn", "conv"):
             raise UserError(f"coupling must be attn or conv, got {self.coupling!r}")
-        if self.tetromino_layout not in datasets.TETROMINO_LAYOUTS:
-            raise UserError(f"tetromino_layout must be one of {datasets.TETROMINO_LAYOUTS}, got {self.tetromino_layout!r}")
+        datasets.check_tetromino_layout(self.tetromino_layout)
         if self.cluster_method not in ("agglomerative", "kmeans"):
             raise UserError(f"cluster_method must be agglomerative or kmeans, got {self.cluster_method!r}")
 

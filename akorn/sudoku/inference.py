@@ -55,10 +55,11 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             total = total + e
         last = e if steps else last
     else:
-        # Active rows live compacted in (xa, ca); a retiring row's state is written back into x.
+        # Active rows live compacted in (xa, ca); every row's final state lands in x, a retiring
+        # row's when it retires and the rest after the last step.
         active = torch.arange(rows, device=quiz.device)
         xa, ca = x, c
-        x = x.clone()
+        x = torch.empty_like(x)
         for t in range(steps):
             x_next, e = layer._step_fn(xa, ca, omega, gamma)
             e = e.float()
