@@ -1,5 +1,6 @@
 """Sudoku: readers, solver and generator, inference selection, early exit, the solve command."""
 import gzip
+import json
 import lzma
 import random
 
@@ -269,3 +270,22 @@ def test_eval_and_solve_reject_non_positive_k_t_chunk(tmp_path, puzzle_csv):
     assert r.returncode == 2 and "--K must be a positive integer" in r.stderr
     r = run_cli("sudoku", "solve", "--T", "-3", QUIZ)
     assert r.returncode == 2 and "--T must be a positive integer" in r.stderr
+
+
+def test_eval_picks_a_checkpoint_and_a_device(tmp_path, puzzle_csv):
+    r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", "checkpoint_every=1",
+                f"data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
+    assert r.returncode == 0, r.stderr
+    args = ("sudoku", "eval", tmp_path / "m", "--data", puzzle_csv, "--T", "2")
+    r = run_cli(*args, "--step", "1", "--device", "cpu", "--json", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["step"] == 1
+    r = run_cli(*args, "--step", "7")
+    assert r.returncode == 2 and "no checkpoint at step 7" in r.stderr and "1, 2" in r.stderr
+    r = run_cli(*args, "--device", "gpu0")
+    assert r.returncode == 2 and "unknown device 'gpu0'" in r.stderr
+    if not torch.cuda.is_available():
+        r = run_cli(*args, "--device", "cuda")
+        assert r.returncode == 2 and "CUDA is not available" in r.stderr
+    r = run_cli("sudoku", "eval", "pretrained:no-such-model", "--data", puzzle_csv)
+    assert r.returncode == 2 and "'no-such-model' is not in this installation" in r.stderr

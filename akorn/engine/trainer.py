@@ -172,8 +172,10 @@ class RunFolder:
         tmp = self.path / "config.json.tmp"
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         os.replace(tmp, self.path / "config.json")
+        prog = os.path.basename(sys.argv[0])
+        prog = "akorn" if prog == "__main__.py" else prog  # python -m akorn, torchrun -m akorn
         with open(self.path / "command.txt", "a") as f:
-            f.write(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\n")
+            f.write(" ".join([prog] + sys.argv[1:]) + "\n")
 
     def read_config(self, experiment) -> dict:
         data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
@@ -371,17 +373,19 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
         else:
             gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        metrics["grad_norm"] = float(gnorm)
+        # Metrics stay on the device until they are logged: a float() here would make the host
+        # wait for the GPU at every step.
+        metrics["grad_norm"] = gnorm.detach()
         optimizer.step()
         done = step + 1
         if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
             ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
             ema.update_parameters(model)
-        metrics["loss"] = float(loss.detach())
+        metrics["loss"] = loss.detach()
         for k, v in metrics.items():
             running.setdefault(k, []).append(v)
         if done % cfg.log_every == 0 or done == total:
-            avg = all_reduce_mean({k: sum(v) / len(v) for k, v in running.items()}, info, device)
+            avg = all_reduce_mean({k: sum(float(x) for x in v) / len(v) for k, v in running.items()}, info, device)
             running = {}
             if info.is_main:
                 now = time.time()

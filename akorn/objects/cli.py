@@ -34,6 +34,7 @@ def add_parser(sub):
                    help="the EMA weights (default) or the raw weights of the optimizer")
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)")
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
 
@@ -76,11 +77,13 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
 
 
 def cmd_eval(args):
+    from akorn.engine.distributed import pick_device
     from akorn.engine.trainer import load_run
     from akorn.objects.experiment import ObjectsExperiment, evaluate_masks
 
     exp = ObjectsExperiment()
     model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
+    model = model.to(pick_device(args.device))
     ds = exp.test_data(cfg)
     if args.limit:
         ds = ds[: args.limit]

@@ -13,6 +13,9 @@ from akorn.errors import UserError
 from akorn.files import ensure_writable_dir
 
 
+DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
+
+
 def add_parser(sub):
     p = sub.add_parser("sudoku", help="Sudoku reasoning: train, evaluate, solve, generate puzzles")
     s = p.add_subparsers(dest="action", required=True)
@@ -24,7 +27,7 @@ def add_parser(sub):
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="evaluate a run's checkpoint (EMA weights) from its folder alone")
-    e.add_argument("run", help="run folder, or 'pretrained' for the shipped model")
+    e.add_argument("run", help="run folder, or 'pretrained' for the shipped model ('pretrained:NAME' for another)")
     e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
     e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
     e.add_argument("--T", type=int, default=None, help="Kuramoto steps at test time (default: as trained)")
@@ -38,8 +41,10 @@ def add_parser(sub):
                    help="evaluate the first N boards of every number of givens (a stratified subset)")
     e.add_argument("--chunk", type=int, default=100, help="rows (boards x candidates) per forward pass")
     e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("--compile", action="store_true", help="torch.compile the Kuramoto step (pays off for long runs)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     e.add_argument("--json", help="also write the report to this JSON file")
     e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
     e.set_defaults(func=cmd_eval)
@@ -52,6 +57,7 @@ def add_parser(sub):
     v.add_argument("--K", type=int, default=16, help="random starts per puzzle (energy voting)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--plain", action="store_true", help="print solutions as 81-character lines")
+    v.add_argument("--device", default="auto", help=DEVICE_HELP)
     v.set_defaults(func=cmd_solve)
 
     g = s.add_parser("generate", help="generate puzzles with unique solutions as quiz,solution CSV")
@@ -75,6 +81,8 @@ def add_parser(sub):
     xp.add_argument("--eval", action="append", default=[], metavar="JSON",
                     help="eval reports (from 'akorn sudoku eval --json') to record with the weights")
     xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
+    xp.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
+                    help="storage type of the floating-point weights (fp16 halves the file; loading casts back)")
     xp.set_defaults(func=cmd_export)
 
     x = s.add_parser("extension", help="board accuracy against T_eval for one or more runs (table and plot)")
@@ -85,20 +93,26 @@ def add_parser(sub):
     x.add_argument("--limit", type=int, default=0)
     x.add_argument("--per-givens", type=int, default=0, metavar="N", help="first N boards of every number of givens")
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
+    x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
+    x.add_argument("--device", default="auto", help=DEVICE_HELP)
     x.set_defaults(func=cmd_extension)
 
 
-def load_model(spec: str, overrides=None, compile: bool = False):
-    """A trained model from a run folder or the shipped one; the compiled step only when asked for."""
+def load_model(spec: str, overrides=None, compile: bool = False, device: str = "cpu", step: int | None = None):
+    """A trained model from a run folder or the shipped one, on ``device``; the compiled step only when asked for."""
     from akorn import pretrained
+    from akorn.engine.distributed import pick_device
     from akorn.engine.trainer import load_run
     from akorn.sudoku.experiment import SudokuExperiment
 
-    if spec == "pretrained":
-        model, record = pretrained.load_sudoku(compile=compile)
-        return model, record["config"].get("model", "akorn")
-    model, cfg, _ = load_run(SudokuExperiment(), spec, [f"compile={compile}", *(overrides or [])])
-    return model, cfg.model
+    where = pick_device(device)
+    if spec == "pretrained" or spec.startswith("pretrained:"):
+        if step is not None:
+            raise UserError("--step applies to run folders, not to a shipped model")
+        model, record = pretrained.load_sudoku(spec.partition(":")[2] or pretrained.SUDOKU, compile=compile)
+        return model.to(where), record["config"].get("model", "akorn")
+    model, cfg, _ = load_run(SudokuExperiment(), spec, [f"compile={compile}", *(overrides or [])], step=step)
+    return model.to(where), cfg.model
 
 
 def cmd_train(args):
@@ -140,13 +154,14 @@ def cmd_eval(args):
     from akorn.sudoku import data as sdata
 
     check_inference_args(args)
-    model, _ = load_model(args.run, args.overrides, args.compile)
+    model, _ = load_model(args.run, args.overrides, args.compile, args.device, args.step)
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
         ds = sdata.stratified(ds, args.per_givens)
     if args.limit:
         ds = ds[: args.limit]
     rep = _eval_report(model, ds, args)
+    rep.update(run=args.run, step=args.step)
     print(f"boards {rep['boards']}  T={rep['T']}  K={rep['K']}  select={rep['select']}  ({rep['seconds']} s)")
     print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%")
     print("givens  boards  board_acc")
@@ -187,7 +202,7 @@ def cmd_solve(args):
     good = [g for g in grids if g is not None]
     digits = None
     if good:
-        model, _ = load_model(args.model)
+        model, _ = load_model(args.model, device=args.device)
         digits = predict(model, torch.tensor(good), steps=args.T, candidates=args.K, seed=args.seed).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
@@ -245,11 +260,11 @@ def cmd_extension(args):
     out = ensure_writable_dir(args.out)
     results, cells = {}, {}
     for spec in args.runs:
-        model, kind = load_model(spec)
+        model, kind = load_model(spec, device=args.device)
         label = f"{kind} ({Path(spec).name})"
         results[label], cells[label] = {}, {}
         for T in ts:
-            acc = accuracy(predict(model, ds.quiz, steps=T).digits, ds.solution, ds.quiz)
+            acc = accuracy(predict(model, ds.quiz, steps=T, chunk=args.chunk).digits, ds.solution, ds.quiz)
             results[label][T], cells[label][T] = acc["board_acc"], acc["cell_acc"]
             print(f"{label}  T={T}  board {100 * acc['board_acc']:.2f}%  cell {100 * acc['cell_acc']:.2f}%", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -279,7 +294,10 @@ def cmd_export(args):
     model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
     run = RunFolder(Path(args.run))
     metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
-    train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics if m.get("split") == "train")
+    # Only the steps up to the exported checkpoint: a run may have gone on after it.
+    saved_step = int(ckpt.name.split("-")[1])
+    train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics
+                     if m.get("split") == "train" and m.get("step", 0) <= saved_step)
     # A fine-tuned run records the run it started from, so the lineage of shipped weights is complete.
     lineage = []
     init = cfg.init
@@ -301,10 +319,13 @@ def cmd_export(args):
         "initialised_from": lineage,
         "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
         "summary": args.summary,
+        "stored_dtype": args.dtype,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out) + ".safetensors")
+    store = torch.float16 if args.dtype == "fp16" else torch.float32
+    save_file({k: (v.to(store) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()},
+              str(out) + ".safetensors")
     Path(str(out) + ".json").write_text(json.dumps(record, indent=2))
     size = Path(str(out) + ".safetensors").stat().st_size
     print(f"wrote {out}.safetensors ({size / 1e6:.1f} MB) and {out}.json")

@@ -104,7 +104,7 @@ class SudokuExperiment(Experiment):
             pred = logits.argmax(-1) + 1
             blank = quiz == 0
             board = ((pred == solution) | ~blank).all(1).float().mean()
-        return loss, {"train_board_acc": float(board)}
+        return loss, {"train_board_acc": board}
 
     def evaluate(self, model, cfg, device):
         ds = self.eval_data(cfg)
