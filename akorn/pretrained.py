@@ -7,7 +7,14 @@ from importlib import resources
 from akorn.engine.checkpoint import load_weights
 from akorn.errors import UserError
 
-SUDOKU = "sudoku-akorn"
+SUDOKU = "sudoku-akorn"  # C=512, the authors' architecture, trained on a GPU
+SUDOKU_CPU = "sudoku-akorn-c128"  # the smaller model trained on 2 CPU cores, kept for README's CPU results
+
+
+def names() -> list[str]:
+    """The shipped models of this installation."""
+    base = resources.files("akorn") / "weights"
+    return sorted(f.name[: -len(".safetensors")] for f in base.iterdir() if f.name.endswith(".safetensors"))
 
 
 def _files(name: str):
@@ -27,7 +34,7 @@ def load_sudoku(name: str = SUDOKU, compile: bool = False):
 
     w, c = _files(name)
     if not (w.is_file() and c.is_file()):
-        raise UserError(f"pretrained model {name!r} is not in this installation")
+        raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
     record = json.loads(c.read_text())
     cfg = from_dict(SudokuConfig, dict(record["config"], compile=compile), str(c))
     model = SudokuExperiment().build_model(cfg)

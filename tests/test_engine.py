@@ -160,6 +160,16 @@ def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     (base,) = record["initialised_from"]
     assert base["init"] == str(tmp_path / "base") and "name=base" in base["training_commands"][0]
     assert "init=" in record["training_commands"][0]
+    # Half-precision storage: the file holds fp16, and the weights load back within fp16 rounding.
+    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "half", "--dtype", "fp16")
+    assert r.returncode == 0, r.stderr
+    full, half = ck.load_weights(tmp_path / "shipped" / "model.safetensors"), ck.load_weights(tmp_path / "shipped" / "half.safetensors")
+    for k, v in full.items():
+        assert half[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
+        assert torch.equal(half[k], v.to(half[k].dtype)), k
+    model.load_state_dict(half)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert json.loads((tmp_path / "shipped" / "half.json").read_text())["stored_dtype"] == "fp16"
     r = run_cli(*_train_args(puzzle_csv, tmp_path, "wide", "max_steps=1", "channels=32", f"init={tmp_path / 'base'}"))
     assert r.returncode == 2 and "weights do not fit this model" in r.stderr
     assert not (tmp_path / "wide").exists()  # refused before anything is written

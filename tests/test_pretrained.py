@@ -34,3 +34,11 @@ def test_demo_and_solve_with_shipped_model(puzzle_csv):
         # a line is either a valid solution of its quiz, or it says plainly that it is not
         assert is_valid_solution(grid, sdata.parse_grid(q)) or "INVALID" in line
     assert r.returncode in (0, 1)
+
+
+def test_the_cpu_trained_model_is_shipped_beside_it():
+    assert {pretrained.SUDOKU, pretrained.SUDOKU_CPU} <= set(pretrained.names())
+    model, record = pretrained.load_sudoku(pretrained.SUDOKU_CPU)
+    assert record["config"]["channels"] == 128
+    big, _ = pretrained.load_sudoku()
+    assert sum(p.numel() for p in big.parameters()) > 2_500_000  # the authors' C=512 architecture
