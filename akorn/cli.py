@@ -33,14 +33,14 @@ def cmd_demo(args):
 
     from akorn import pretrained
     from akorn.sudoku import data as sdata
-    from akorn.sudoku.cli import format_grid
+    from akorn.sudoku.cli import format_grid, default_steps
     from akorn.sudoku.inference import accuracy, predict
     from akorn.sudoku.solver import is_valid_solution
 
     model, record = pretrained.load_sudoku()
     print(f"shipped Sudoku AKOrN: {record.get('summary', '')}")
     ds = sdata.generate_set(args.n, (31, 42), seed=args.seed, style="satnet")
-    pred = predict(model, ds.quiz, candidates=16, seed=args.seed)
+    pred = predict(model, ds.quiz, steps=default_steps(model), candidates=16, select="confidence", seed=args.seed)
     for q, p in zip(ds.quiz.tolist(), pred.digits.tolist()):
         print("puzzle:")
         print(format_grid(q))

@@ -40,4 +40,6 @@ def load_sudoku(name: str = SUDOKU, compile: bool = False):
     model = SudokuExperiment().build_model(cfg)
     model.load_state_dict(load_weights(w))
     model.eval()
+    # The T its evaluations found best (an even one: these models read out after even steps).
+    model.test_steps = record.get("test_steps")
     return model, record

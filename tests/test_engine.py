@@ -161,8 +161,13 @@ def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     assert base["init"] == str(tmp_path / "base") and "name=base" in base["training_commands"][0]
     assert "init=" in record["training_commands"][0]
     # Half-precision storage: the file holds fp16, and the weights load back within fp16 rounding.
-    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "half", "--dtype", "fp16")
+    assert record["test_steps"] == cfg.steps  # without --test-steps: the training T
+    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "half", "--dtype", "fp16",
+                "--test-steps", "6")
     assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "shipped" / "half.json").read_text())["test_steps"] == 6
+    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "bad", "--test-steps", "-2")
+    assert r.returncode == 2 and "--test-steps must be positive" in r.stderr
     full, half = ck.load_weights(tmp_path / "shipped" / "model.safetensors"), ck.load_weights(tmp_path / "shipped" / "half.safetensors")
     for k, v in full.items():
         assert half[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k

@@ -36,6 +36,16 @@ def test_demo_and_solve_with_shipped_model(puzzle_csv):
     assert r.returncode in (0, 1)
 
 
+def test_shipped_models_run_at_their_recommended_even_t():
+    from akorn.sudoku.cli import default_steps
+
+    for name in (pretrained.SUDOKU, pretrained.SUDOKU_CPU):
+        model, record = pretrained.load_sudoku(name)
+        # These models read the board out after an even number of steps (README: period two).
+        assert default_steps(model) == record["test_steps"] and record["test_steps"] % 2 == 0
+        assert record["test_steps"] != model.steps
+
+
 def test_the_cpu_trained_model_is_shipped_beside_it():
     assert {pretrained.SUDOKU, pretrained.SUDOKU_CPU} <= set(pretrained.names())
     model, record = pretrained.load_sudoku(pretrained.SUDOKU_CPU)

@@ -239,7 +239,7 @@ def test_solve_command_reports_bad_puzzles_and_wrong_answers(tmp_path, puzzle_cs
     r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", f"data={puzzle_csv}",
                 f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
     assert r.returncode == 0, r.stderr
-    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--K", "2", QUIZ, "123", "11" + QUIZ[2:])
+    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--K", "2", "--select", "energy", QUIZ, "123", "11" + QUIZ[2:])
     out = r.stdout
     assert "puzzle 2: not solved: argument:2: a puzzle has 81 cells" in out
     assert "puzzle 3: not solved" in out and "contradictory clues" in out

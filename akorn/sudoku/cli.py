@@ -30,7 +30,8 @@ def add_parser(sub):
     e.add_argument("run", help="run folder, or 'pretrained' for the shipped model ('pretrained:NAME' for another)")
     e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
     e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
-    e.add_argument("--T", type=int, default=None, help="Kuramoto steps at test time (default: as trained)")
+    e.add_argument("--T", type=int, default=None,
+                   help="Kuramoto steps at test time (default: a shipped model's recommended T, else as trained)")
     e.add_argument("--K", type=int, default=1, help="random initial states per board")
     e.add_argument("--select", choices=["energy", "confidence"], default="energy")
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
@@ -53,8 +54,11 @@ def add_parser(sub):
     v.add_argument("puzzles", nargs="*")
     v.add_argument("--file", help="file of puzzles, one a line ('-' for stdin)")
     v.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
-    v.add_argument("--T", type=int, default=None)
-    v.add_argument("--K", type=int, default=16, help="random starts per puzzle (energy voting)")
+    v.add_argument("--T", type=int, default=None,
+                   help="Kuramoto steps (default: a shipped model's recommended T, else as trained)")
+    v.add_argument("--K", type=int, default=16, help="random starts per puzzle")
+    v.add_argument("--select", choices=["energy", "confidence"], default="confidence",
+                   help="which start's answer to keep: the most confident (default) or the lowest energy")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--plain", action="store_true", help="print solutions as 81-character lines")
     v.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -81,6 +85,8 @@ def add_parser(sub):
     xp.add_argument("--eval", action="append", default=[], metavar="JSON",
                     help="eval reports (from 'akorn sudoku eval --json') to record with the weights")
     xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
+    xp.add_argument("--test-steps", type=int, default=0, metavar="T",
+                    help="recommended T at test time, recorded for solve, demo and eval (0: the training T)")
     xp.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
                     help="storage type of the floating-point weights (fp16 halves the file; loading casts back)")
     xp.set_defaults(func=cmd_export)
@@ -115,6 +121,11 @@ def load_model(spec: str, overrides=None, compile: bool = False, device: str = "
     return model.to(where), cfg.model
 
 
+def default_steps(model) -> int:
+    """T when none is given: a shipped model's recommended T (``test_steps`` in its record), else the training T."""
+    return getattr(model, "test_steps", None) or model.steps
+
+
 def cmd_train(args):
     from akorn.engine.config import from_dict, resolve
     from akorn.engine.trainer import RunFolder, train
@@ -142,10 +153,10 @@ def _eval_report(model, ds, args) -> dict:
     from akorn.sudoku.inference import accuracy, predict
 
     t0 = time.time()
-    pred = predict(model, ds.quiz, steps=args.T, candidates=args.K, select=args.select, energy_reduce=args.energy,
+    pred = predict(model, ds.quiz, steps=args.T or default_steps(model), candidates=args.K, select=args.select, energy_reduce=args.energy,
                    chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision)
     acc = accuracy(pred.digits, ds.solution, ds.quiz)
-    acc.update(seconds=round(time.time() - t0, 2), T=args.T or model.steps, K=args.K, select=args.select,
+    acc.update(seconds=round(time.time() - t0, 2), T=args.T or default_steps(model), K=args.K, select=args.select,
                energy=args.energy, tol=args.tol, mean_steps_run=pred.steps_run, data=args.data)
     return acc
 
@@ -203,7 +214,8 @@ def cmd_solve(args):
     digits = None
     if good:
         model, _ = load_model(args.model, device=args.device)
-        digits = predict(model, torch.tensor(good), steps=args.T, candidates=args.K, seed=args.seed).digits.tolist()
+        digits = predict(model, torch.tensor(good), steps=args.T or default_steps(model), candidates=args.K,
+                         select=args.select, seed=args.seed).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
     for i, (g, err) in enumerate(zip(grids, errors), 1):
@@ -291,6 +303,8 @@ def cmd_export(args):
     from akorn.engine.trainer import RunFolder, load_run
     from akorn.sudoku.experiment import SudokuExperiment
 
+    if args.test_steps < 0:
+        raise UserError(f"--test-steps must be positive (or 0 for the training T), got {args.test_steps}")
     model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
     run = RunFolder(Path(args.run))
     metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
@@ -320,6 +334,7 @@ def cmd_export(args):
         "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
         "summary": args.summary,
         "stored_dtype": args.dtype,
+        "test_steps": args.test_steps or cfg.steps,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

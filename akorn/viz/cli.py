@@ -36,7 +36,7 @@ def add_parser(sub):
     k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
     k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
     k.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
-    k.add_argument("--T", type=int, default=None, help="steps (default: as trained)")
+    k.add_argument("--T", type=int, default=None, help="steps (default: a shipped model's recommended T, else as trained)")
     k.add_argument("--out", default="viz-sudoku")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--fps", type=int, default=8)
@@ -131,7 +131,7 @@ def cmd_waves(args):
 
 def cmd_sudoku(args):
     from akorn.sudoku import data as sdata
-    from akorn.sudoku.cli import load_model
+    from akorn.sudoku.cli import load_model, default_steps
     from akorn.sudoku.models import SudokuAKOrN
     from akorn.sudoku.solver import solve
     from akorn.viz import media, plots
@@ -150,7 +150,7 @@ def cmd_sudoku(args):
         raise UserError("oscillator videos need an AKOrN model, not a baseline")
     sols = solve(quiz.tolist(), limit=1)
     solution = torch.tensor(sols[0]) if sols else None
-    states, digits, energies = trace_board(model, quiz, args.T or model.steps, args.seed)
+    states, digits, energies = trace_board(model, quiz, args.T or default_steps(model), args.seed)
     colours = _colour(states, "pca", model.n)
     frames = render_frames(colours, digits, quiz, solution, energies)
     media.write_gif(frames, out / "sudoku.gif", args.fps)
