@@ -21,10 +21,12 @@ T0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left_until() { local s=$(( $1 - $(elapsed) )); (( s < 1 )) && s=1; echo $s; }
 
-# Deadlines, as fractions of the budget: Sudoku training, Sudoku evaluations, objects training.
-SUDOKU_END=$(( BUDGET * 68 / 100 ))
-EVAL_END=$(( BUDGET * 92 / 100 ))
-OBJECTS_END=$(( BUDGET * 90 / 100 ))
+# Deadlines in seconds from the start: Sudoku training, Sudoku evaluations, objects training.
+# Without an objects run to share the GPU with, give the Sudoku training more (SUDOKU_END=...).
+SUDOKU_END=${SUDOKU_END:-$(( BUDGET * 68 / 100 ))}
+EVAL_END=${EVAL_END:-$(( BUDGET * 92 / 100 ))}
+OBJECTS_END=${OBJECTS_END:-$(( BUDGET * 90 / 100 ))}
+VOTE_PER_GIVENS=${VOTE_PER_GIVENS:-20}  # RRN boards per number of givens in the K=100 evaluations
 
 if [[ ${SMOKE:-0} == 1 ]]; then
   SUDOKU_ARGS="preset=tiny device=cpu max_steps=40"
@@ -94,8 +96,8 @@ evaluate id-T16 -- --data "$ID" --T 16
 evaluate ood-T128 -- --data "$RRN" --per-givens 56 --T 128
 evaluate ood-T16 -- --data "$RRN" --per-givens 56 --T 16
 evaluate id-T128 -- --data "$ID" --T 128
-evaluate ood-T128-K100-energy -- --data "$RRN" --per-givens 20 --T 128 --K 100 --select energy
-evaluate ood-T128-K100-confidence -- --data "$RRN" --per-givens 20 --T 128 --K 100 --select confidence
+evaluate ood-T128-K100-confidence -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --T 128 --K 100 --select confidence
+evaluate ood-T128-K100-energy -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --T 128 --K 100 --select energy
 
 [[ -n $OBJECTS_PID ]] && wait $OBJECTS_PID
 grep '"split": "train"' "$OBJ_RUN/metrics.jsonl" 2>/dev/null | tail -1

@@ -11,7 +11,7 @@ from akorn.objects import datasets
 from akorn.objects.augment import simclr_views
 from akorn.objects.experiment import ObjectsConfig, ObjectsExperiment, nt_xent
 from akorn.objects.masks import cluster_features, uptiled_features
-from akorn.objects.metrics import adjusted_rand_index, fg_ari, mbo
+from akorn.objects.metrics import adjusted_rand_index, contact, fg_ari, mbo, scores_by_contact
 from akorn.objects.models import ImageAKOrN, ImageIterated
 from tests.conftest import run_cli
 
@@ -81,6 +81,26 @@ def test_mbo_exact_ious():
     pred = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 2], [0, 0, 0, 2]])
     # object 1: best IoU with segment 1 = 4/6; object 2: with segment 2 = 2/3
     assert mbo(gt, pred) == pytest.approx((4 / 6 + 2 / 3) / 2)
+
+
+def test_contact_groups_images_by_how_their_objects_meet():
+    gt = np.zeros((6, 6), np.int64)
+    gt[0:2, 0:2], gt[4:6, 4:6] = 1, 2  # apart (a diagonal gap)
+    img = np.zeros((6, 6, 3), np.uint8)
+    img[gt == 1], img[gt == 2] = (255, 0, 0), (255, 0, 0)
+    assert contact(gt, img) == "apart"
+    touching = gt.copy()
+    touching[2, 0:2] = 2  # object 2 now shares an edge with object 1
+    assert contact(touching, img) == "touching"  # pixel (2, 0) is still black: mean colours differ
+    img2 = img.copy()
+    img2[touching == 2] = (255, 0, 0)
+    assert contact(touching, img2) == "touching_same_colour"
+    img2[touching == 2] = (0, 0, 255)
+    assert contact(touching, img2) == "touching"
+    groups = scores_by_contact([gt, touching, touching], [img, img, img2], [1.0, 0.5, 0.7])
+    assert groups["apart"] == {"images": 1, "fg_ari_mean": 1.0}
+    assert groups["touching"] == {"images": 2, "fg_ari_mean": pytest.approx(0.6)}
+    assert groups["touching_same_colour"] == {"images": 0, "fg_ari_mean": None}
 
 
 def test_augmentations_deterministic_and_in_range():

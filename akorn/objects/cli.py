@@ -80,6 +80,7 @@ def cmd_eval(args):
     from akorn.engine.distributed import pick_device
     from akorn.engine.trainer import load_run
     from akorn.objects.experiment import ObjectsExperiment, evaluate_masks
+    from akorn.objects.metrics import scores_by_contact
 
     exp = ObjectsExperiment()
     model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
@@ -101,10 +102,14 @@ def cmd_eval(args):
     rep = {"checkpoint": str(ckpt), "weights": args.weights, "data": data, "images": len(ds), "k": k, "uptile": args.uptile,
            "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align,
            "fg_ari_mean": float(np.nanmean(aris)), "fg_ari_std": float(np.nanstd(aris)),
-           "mbo_mean": float(np.nanmean(mbos)), "mbo_std": float(np.nanstd(mbos)), "seconds": round(time.time() - t0, 1)}
+           "mbo_mean": float(np.nanmean(mbos)), "mbo_std": float(np.nanstd(mbos)), "seconds": round(time.time() - t0, 1),
+           "fg_ari_by_contact": scores_by_contact(ds.masks.numpy(), ds.images.numpy(), aris)}
     print(f"{cfg.model} on {data} ({len(ds)} test images, k={k}, up-tiling x{args.uptile}):")
     print(f"FG-ARI {100 * rep['fg_ari_mean']:.1f} ± {100 * rep['fg_ari_std']:.1f}   "
           f"MBO {100 * rep['mbo_mean']:.1f} ± {100 * rep['mbo_std']:.1f}")
+    print("FG-ARI by how the objects meet: " + ", ".join(
+        f"{name.replace('_', ' ')} {100 * g['fg_ari_mean']:.1f} ({g['images']} images)"
+        for name, g in rep["fg_ari_by_contact"].items() if g["images"]))
     fig = Path(args.figure) if args.figure else Path(args.run) / f"masks-x{args.uptile}.png"
     save_grid(ds.images, ds.masks, preds, fig)
     print(f"figure: {fig}")

@@ -49,3 +49,33 @@ def mbo(gt: np.ndarray, pred: np.ndarray) -> float:
             best = max(best, (g & p).sum() / (g | p).sum())
         scores.append(best)
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def contact(gt: np.ndarray, image: np.ndarray) -> str:
+    """How the objects of one image meet: ``apart`` (no two share a pixel edge), ``touching``, or
+    ``touching_same_colour`` (two that share an edge also have the same mean colour, so colour alone
+    cannot separate them). Masks are ``(H, W)`` labels, 0 background; images ``(H, W, 3)``."""
+    gt = np.asarray(gt)
+    pairs = set()
+    for a, b in ((gt[1:], gt[:-1]), (gt[:, 1:], gt[:, :-1])):
+        edge = (a != b) & (a > 0) & (b > 0)
+        pairs |= set(zip(a[edge].tolist(), b[edge].tolist()))
+    if not pairs:
+        return "apart"
+    image = np.asarray(image, np.float64)
+    colour = {label: image[gt == label].mean(0) for label in {l for p in pairs for l in p}}
+    scale = 255.0 if image.max() > 1.0 else 1.0
+    if any(np.abs(colour[a] - colour[b]).max() * (255.0 / scale) < 1.0 for a, b in pairs):
+        return "touching_same_colour"
+    return "touching"
+
+
+def scores_by_contact(gts, images, scores) -> dict:
+    """Mean score per :func:`contact` group, with the number of images in it."""
+    groups = np.array([contact(g, im) for g, im in zip(gts, images)])
+    scores = np.asarray(scores, np.float64)
+    out = {}
+    for name in ("apart", "touching", "touching_same_colour"):
+        sel = groups == name
+        out[name] = {"images": int(sel.sum()), "fg_ari_mean": float(np.nanmean(scores[sel])) if sel.any() else None}
+    return out
