@@ -270,6 +270,10 @@ def test_eval_and_solve_reject_non_positive_k_t_chunk(tmp_path, puzzle_csv):
     assert r.returncode == 2 and "--K must be a positive integer" in r.stderr
     r = run_cli("sudoku", "solve", "--T", "-3", QUIZ)
     assert r.returncode == 2 and "--T must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16,x")
+    assert r.returncode == 2 and "comma-separated positive integers" in r.stderr
+    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16", "--chunk", "0")
+    assert r.returncode == 2 and "--chunk must be positive" in r.stderr
 
 
 def test_eval_picks_a_checkpoint_and_a_device(tmp_path, puzzle_csv):

@@ -263,7 +263,12 @@ def cmd_extension(args):
     from akorn.sudoku import data as sdata
     from akorn.sudoku.inference import accuracy, predict
 
-    ts = [int(t) for t in args.T.split(",")]
+    try:
+        ts = [int(t) for t in args.T.split(",")]
+    except ValueError:
+        raise UserError(f"--T must be comma-separated positive integers, got {args.T!r}") from None
+    if min(ts) < 1 or args.chunk < 1:
+        raise UserError(f"--T values and --chunk must be positive, got --T {args.T} --chunk {args.chunk}")
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
         ds = sdata.stratified(ds, args.per_givens)
