@@ -27,6 +27,9 @@ class DistInfo:
         return self.world > 1
 
 
+DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else is taken as given."""
     if name == "auto":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from akorn.engine.distributed import DEVICE_HELP
 from akorn.errors import UserError
 
 
@@ -34,7 +35,7 @@ def add_parser(sub):
                    help="the EMA weights (default) or the raw weights of the optimizer")
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
-    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
 

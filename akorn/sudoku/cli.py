@@ -9,11 +9,9 @@ from pathlib import Path
 
 import torch
 
+from akorn.engine.distributed import DEVICE_HELP
 from akorn.errors import UserError
 from akorn.files import ensure_writable_dir
-
-
-DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
 
 
 def add_parser(sub):
