@@ -5,7 +5,10 @@
 #   OUT=gpu-out DATA=gpu-data RUNS=gpu-runs bash scripts/gpu_recipes.sh [BUDGET_SECONDS]
 #
 # DATA holds satnet-train.csv.xz, rrn-valid.csv.xz and heldout-satnet.csv
-# (`akorn sudoku generate 500 --givens 31-42 --style satnet --seed 12345`).
+# (`akorn sudoku generate 500 --givens 31-42 --style satnet --seed 12345`). Any of them can be given
+# instead: SUDOKU_TRAIN, SUDOKU_ID and SUDOKU_OOD take whatever `data=` / `--data` take, e.g. the
+# folders of `akorn sudoku download satnet|rrn` (data/sudoku: trains on its first 9,000 boards and
+# evaluates on its last 1,000, the paper's ID set; data/sudoku-hard: its test split, the OOD set).
 # RUNS/obj-crop35/tetrominoes-c128-attn is an objects run folder to resume (skipped when absent).
 # A training still running at its deadline gets SIGTERM; its periodic checkpoints remain.
 # SMOKE=1: tiny models on the CPU, to check the script itself in a minute.
@@ -16,7 +19,6 @@ DATA=${DATA:-gpu-data}
 RUNS=${RUNS:-gpu-runs}
 PY=${PY:-python3}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-mkdir -p "$OUT/logs" "$RUNS"
 T0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left_until() { local s=$(( $1 - $(elapsed) )); (( s < 1 )) && s=1; echo $s; }
@@ -27,6 +29,13 @@ SUDOKU_END=${SUDOKU_END:-$(( BUDGET * 68 / 100 ))}
 EVAL_END=${EVAL_END:-$(( BUDGET * 92 / 100 ))}
 OBJECTS_END=${OBJECTS_END:-$(( BUDGET * 90 / 100 ))}
 VOTE_PER_GIVENS=${VOTE_PER_GIVENS:-20}  # RRN boards per number of givens in the K=100 evaluations
+SUDOKU_TRAIN=${SUDOKU_TRAIN:-$DATA/satnet-train.csv.xz}
+ID=${SUDOKU_ID:-$DATA/heldout-satnet.csv}
+RRN=${SUDOKU_OOD:-$DATA/rrn-valid.csv.xz}
+for f in "$SUDOKU_TRAIN" "$ID" "$RRN"; do
+  [[ -e $f ]] || { echo "gpu_recipes.sh: no such file or folder: $f (see the header for DATA)" >&2; exit 2; }
+done
+mkdir -p "$OUT/logs" "$RUNS"
 
 if [[ ${SMOKE:-0} == 1 ]]; then
   SUDOKU_ARGS="preset=tiny device=cpu max_steps=40"
@@ -44,14 +53,14 @@ fi
 } > "$OUT/logs/env.txt" 2>&1
 cat "$OUT/logs/env.txt"
 
-# A training that fails (not a deadline) is tried once more without torch.compile, from its last
-# checkpoint when it has one.
+# A training that crashes (not a deadline, not a usage error) is tried once more without
+# torch.compile, from its last checkpoint when it has one.
 train_with_fallback() {  # LOG END RUN_DIR -- akorn EXPERIMENT train ARGS...
   local log=$1 end=$2 run=$3; shift 4
   timeout -s TERM "$(left_until "$end")" $PY -m akorn "$@" > "$log" 2>&1
   local rc=$?
   echo "[$(elapsed) s] $(basename "$log" .log): exit $rc" | tee -a "$OUT/logs/timeline.txt"
-  if (( rc != 0 && rc != 124 )); then
+  if (( rc != 0 && rc != 124 && rc != 2 )); then
     tail -20 "$log"
     if ls "$run/checkpoints" 2>/dev/null | grep -q step-; then
       set -- "$1" train --resume "$run" compile=false
@@ -66,7 +75,7 @@ train_with_fallback() {  # LOG END RUN_DIR -- akorn EXPERIMENT train ARGS...
 
 SUDOKU_RUN=$RUNS/sudoku-c512
 train_with_fallback "$OUT/logs/sudoku-train.log" "$SUDOKU_END" "$SUDOKU_RUN" -- \
-  sudoku train data="$DATA/satnet-train.csv.xz" out_dir="$RUNS" name=sudoku-c512 checkpoint_every=250 \
+  sudoku train data="$SUDOKU_TRAIN" out_dir="$RUNS" name=sudoku-c512 checkpoint_every=250 \
   keep_checkpoints=40 log_every=50 $SUDOKU_ARGS &
 SUDOKU_PID=$!
 
@@ -90,8 +99,6 @@ evaluate() {  # NAME -- eval args...
   echo "[$(elapsed) s] eval $name: exit $rc | $(grep -h 'board accuracy\|boards ' "$OUT/logs/eval-$name.log" | tr '\n' ' ')" \
     | tee -a "$OUT/logs/timeline.txt"
 }
-RRN=$DATA/rrn-valid.csv.xz
-ID=$DATA/heldout-satnet.csv
 evaluate id-T16 -- --data "$ID" --T 16
 evaluate ood-T128 -- --data "$RRN" --per-givens 56 --T 128
 evaluate ood-T16 -- --data "$RRN" --per-givens 56 --T 16
