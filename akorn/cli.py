@@ -40,7 +40,7 @@ def cmd_demo(args):
     model, record = pretrained.load_sudoku()
     print(f"shipped Sudoku AKOrN: {record.get('summary', '')}")
     ds = sdata.generate_set(args.n, (31, 42), seed=args.seed, style="satnet")
-    pred = predict(model, ds.quiz, steps=default_steps(model), candidates=16, select="confidence", seed=args.seed)
+    pred = predict(model, ds.quiz, steps=default_steps(model), candidates=16, select="valid", seed=args.seed)
     for q, p in zip(ds.quiz.tolist(), pred.digits.tolist()):
         print("puzzle:")
         print(format_grid(q))

@@ -152,7 +152,9 @@ class KuramotoLayer(nn.Module):
             )
         self.gamma = nn.Parameter(torch.tensor(float(gamma)), requires_grad=learn_gamma)
         self.c_norm = nn.GroupNorm(channels // n, channels) if c_norm == "gn" else None
-        self._step_fn = torch.compile(self.step) if compile else self.step
+        # The unbound method is compiled and called with ``self``, so a deep copy (the EMA's
+        # AveragedModel) runs its own weights; a compiled bound method would keep the original's.
+        self._compiled_step = torch.compile(KuramotoLayer.step) if compile else None
 
     # -- the maths -------------------------------------------------------------------------------
     def omega(self) -> torch.Tensor | None:
@@ -181,6 +183,12 @@ class KuramotoLayer(nn.Module):
                                                              self.n if self.planar else None)
         return kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
                                fused=self.fused_update, planar=self.planar)
+
+    def _step_fn(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
+        """:meth:`step`, compiled when the layer was built with ``compile=True``."""
+        if self._compiled_step is None:
+            return self.step(x, c, omega, gamma)
+        return self._compiled_step(self, x, c, omega, gamma)
 
     def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in the state layout."""

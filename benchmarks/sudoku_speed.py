@@ -2,6 +2,11 @@
 
 * train: one optimizer step (forward, backward through all T steps, Adam) at batch 100;
 * eval: 100 random starts of one board at T=128 without gradients (what energy voting runs).
+  With ``--model`` (a run folder or ``pretrained``) and ``--data``, our rows run a trained model on
+  real boards instead, one board (100 starts) at a time, with the early exits and selection asked
+  for (``--select``, ``--stable``): the figure is then the mean seconds per board, and the row
+  also gives the board accuracy over those boards. The authors' row always times its model's
+  forward on 100 rows (their code has no early exit, so its time does not depend on the weights).
 
 Each configuration runs in a fresh process; the table gives the median seconds over the
 repeats after one warm-up and the process's peak resident memory. ``--authors-repo PATH``
@@ -11,6 +16,8 @@ dependencies: einops, pandas).
     python benchmarks/sudoku_speed.py --task train
     python benchmarks/sudoku_speed.py --task eval --authors-repo /path/to/akorn-authors
     python benchmarks/sudoku_speed.py --task eval --impl akorn-compile-bf16 --profile
+    python benchmarks/sudoku_speed.py --task eval --impl akorn-compile-bf16 --model pretrained \
+        --data rrn-valid.csv.xz --per-givens 1 --select valid
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channels: int,
-            profile: bool = False) -> dict:
+            profile: bool = False, boards=None) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
@@ -54,6 +61,8 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
     else:
         from akorn.sudoku.models import SudokuAKOrN
 
+        if boards is not None:
+            return run_trained(impl, boards)
         model = SudokuAKOrN(channels, 4, 8, T, checkpoint=impl.endswith("checkpoint"), compile="compile" in impl)
         if task == "eval":
             from akorn.sudoku.inference import predict
@@ -95,6 +104,35 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
     return row
 
 
+def run_trained(impl: str, opts: dict) -> dict:
+    """A trained model, 100 starts of each board in turn at T=128: mean seconds per board after a
+    warm-up board, and the board accuracy over the timed boards."""
+    import torch
+
+    from akorn.sudoku import data as sdata
+    from akorn.sudoku.cli import load_model
+    from akorn.sudoku.inference import accuracy, predict
+
+    model, _ = load_model(opts["model"], compile="compile" in impl)
+    ds = sdata.load(opts["data"], "test")
+    ds = sdata.stratified(ds, opts["per_givens"]) if opts["per_givens"] else ds[: opts["limit"]]
+    kw = dict(steps=128, candidates=100, chunk=100, precision="bf16" if "bf16" in impl else "fp32",
+              select=opts["select"], stable=opts["stable"], check_every=opts["check_every"])
+    predict(model, ds.quiz[-1:], **kw)  # warm-up (compilation), on a board that is also timed below
+    times, digits, steps = [], [], []
+    for i in range(len(ds)):
+        t0 = time.perf_counter()
+        p = predict(model, ds.quiz[i : i + 1], **kw)
+        times.append(time.perf_counter() - t0)
+        digits.append(p.digits)
+        steps.append(p.steps_run)
+    acc = accuracy(torch.cat(digits), ds.solution, ds.quiz)
+    return {"task": "eval", "impl": impl, "channels": model.channels, "sec": statistics.mean(times),
+            "first": times[0], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "boards": len(ds), "board_acc": acc["board_acc"], "mean_steps": statistics.mean(steps),
+            "sec_min": min(times), "sec_max": max(times), **{k: opts[k] for k in ("select", "stable")}}
+
+
 def profile_once(fn, top: int = 8) -> list[tuple[str, float, float]]:
     """One more call of ``fn`` under torch.profiler: the ``top`` operators by self CPU time, as
     ``(name, self seconds, share of the total self time)``."""
@@ -118,21 +156,40 @@ def main():
     p.add_argument("--json")
     p.add_argument("--profile", action="store_true",
                    help="after timing, profile one more iteration and print the top operators by self CPU time")
+    t = p.add_argument_group("eval of a trained model on real boards (our rows only)")
+    t.add_argument("--model", help="run folder or 'pretrained'")
+    t.add_argument("--data", help="boards: CSV, SATNet/RRN folder or generate:...")
+    t.add_argument("--per-givens", type=int, default=1, metavar="N", help="first N boards of every number of givens")
+    t.add_argument("--limit", type=int, default=10, help="first N boards (with --per-givens 0)")
+    t.add_argument("--select", choices=["energy", "confidence", "valid"], default="energy")
+    t.add_argument("--stable", type=int, default=0)
+    t.add_argument("--check-every", type=int, default=8)
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
     add_malloc_option(p)
     a = p.parse_args()
+    if bool(a.model) != bool(a.data) or (a.model and a.task != "eval"):
+        p.error("--model and --data go together, with --task eval")
+    trained = None
+    if a.model:
+        trained = {k: getattr(a, k) for k in ("model", "data", "per_givens", "limit", "select", "stable", "check_every")}
     if a._one:
-        print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels, a.profile)))
+        print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels, a.profile, trained)))
         return
     impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
     print(f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
           + (", 100 candidates of one board" if a.task == "eval" else ""))
     print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
+    if trained:
+        print(f"our rows: {a.model} on {a.data}, select={a.select}, stable={a.stable}, check every {a.check_every}; "
+              "s/iter = mean seconds per board")
+    passed = sum((["--" + k.replace("_", "-"), str(v)] for k, v in (trained or {}).items()), [])
     configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
-                + (["--profile"] if a.profile else [])) for impl in impls]
+                + (["--profile"] if a.profile else []) + passed) for impl in impls]
 
     def show(impl, r):
-        print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}", flush=True)
+        extra = (f"  boards {r['boards']}, board acc {100 * r['board_acc']:.1f}%, {r['mean_steps']:.1f} steps "
+                 f"per start, {r['sec_min']:.2f}-{r['sec_max']:.2f} s per board") if "boards" in r else ""
+        print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}{extra}", flush=True)
         for name, sec, share in r.get("profile", []):
             print(f"    {share:6.1%} {sec:7.3f} s  {name}")
 

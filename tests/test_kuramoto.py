@@ -543,6 +543,29 @@ def test_compiled_step_matches_eager():
         assert torch.allclose(g0, g1, rtol=1e-4, atol=1e-4)
 
 
+def test_deep_copy_of_a_compiled_model_runs_its_own_weights():
+    """The EMA is a deep copy (AveragedModel): its compiled step and readout must use the copy's
+    weights, not the weights of the model it was copied from."""
+    import copy
+
+    from akorn.sudoku.models import SudokuAKOrN
+
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=2, compile=True).eval()
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(1.5)
+    eager = SudokuAKOrN(channels=16, heads=2, steps=2).eval()
+    eager.load_state_dict(twin.state_dict())
+    quiz = torch.randint(0, 10, (2, 81))
+    noise = torch.randn(2, 81, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(quiz, noise=noise), eager(quiz, noise=noise), rtol=1e-4, atol=1e-4)
+        x = twin.kuramoto.to_state(torch.randn(2, 81, 16))
+        torch.testing.assert_close(twin._read_state_fn(x), eager.read_state(x), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_compiled_coupling_without_gradients_matches_eager(precision):
     """Without gradients the compiled coupling adds the projection biases outside the matmuls

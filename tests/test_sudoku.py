@@ -172,11 +172,10 @@ def test_energy_voting_picks_the_lowest_energy_candidate():
     K = 5
     out = predict(model, quiz, candidates=K, select="energy", seed=11, chunk=1000)
     gen = torch.Generator().manual_seed(11)
-    logits, score, _ = run_akorn(model, quiz.repeat_interleave(K, 0), 3, gen)
-    digits = torch.where(quiz.repeat_interleave(K, 0) > 0, quiz.repeat_interleave(K, 0), logits.argmax(-1) + 1)
-    pick = score.view(2, K).argmin(1)
+    tr = run_akorn(model, quiz.repeat_interleave(K, 0), 3, gen)
+    pick = tr.score.view(2, K).argmin(1)
     for b in range(2):
-        assert torch.equal(out.digits[b], digits[b * K + pick[b]])
+        assert torch.equal(out.digits[b], tr.digits[b * K + pick[b]])
     conf = predict(model, quiz, candidates=K, select="confidence", seed=11, chunk=3)
     assert conf.digits.shape == (2, 81)
     # chunking changes nothing: same rows, same random stream
@@ -205,27 +204,93 @@ def test_early_exit_retires_each_row_on_its_own():
     model = _settling_model()
     quiz = torch.tensor([sdata.parse_grid(QUIZ)]).repeat(6, 1)
     T, tol = 300, 3e-3
-    logits, score, ran = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol)
-    assert len(set(ran.tolist())) > 1 and int(ran.max()) < T  # rows stop at different steps
+    tr = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol)
+    assert len(set(tr.ran.tolist())) > 1 and int(tr.ran.max()) < T  # rows stop at different steps
     # Retiring rows from the batch changes nothing for the others: each row alone stops at the
     # same step with the same result.
     gen = torch.Generator().manual_seed(1)
     for i in range(6):
-        li, si, ri = run_akorn(model, quiz[i : i + 1], T, gen, tol)
-        assert int(ri) == int(ran[i])
-        torch.testing.assert_close(li[0], logits[i], rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(si[0], score[i], rtol=1e-5, atol=0.0)
+        one = run_akorn(model, quiz[i : i + 1], T, gen, tol)
+        assert int(one.ran) == int(tr.ran[i])
+        assert torch.equal(one.digits[0], tr.digits[i])
+        torch.testing.assert_close(one.confidence[0], tr.confidence[i], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(one.score[0], tr.score[i], rtol=1e-5, atol=0.0)
     # A retired row stands for the full run: same digits, and its energy sum counts the skipped
-    # steps at its last energy, so it matches the T-step sum (without that it would be ~ran/T of it).
-    full_logits, full_score, full_ran = run_akorn(model, quiz, T, torch.Generator().manual_seed(1))
-    assert bool((full_ran == T).all())
-    assert torch.equal(logits.argmax(-1), full_logits.argmax(-1))
-    torch.testing.assert_close(score, full_score, rtol=1e-3, atol=0.0)
-    _, last, _ = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol, energy_reduce="last")
-    _, full_last, _ = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), energy_reduce="last")
+    # steps at its last energies, so it matches the T-step sum (without that it would be ~ran/T of it).
+    full = run_akorn(model, quiz, T, torch.Generator().manual_seed(1))
+    assert bool((full.ran == T).all())
+    assert torch.equal(tr.digits, full.digits)
+    torch.testing.assert_close(tr.score, full.score, rtol=1e-3, atol=0.0)
+    last = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol, energy_reduce="last").score
+    full_last = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), energy_reduce="last").score
     torch.testing.assert_close(last, full_last, rtol=1e-3, atol=0.0)
     mean_steps = predict(model, quiz[:1], steps=T, candidates=6, tol=tol, seed=1).steps_run
-    assert mean_steps == pytest.approx(ran.float().mean().item())
+    assert mean_steps == pytest.approx(tr.ran.float().mean().item())
+
+
+def test_pool_refills_freed_slots_and_reproduces_the_plain_run():
+    """A pool smaller than the rows gives every row the same trajectory as one big batch when no
+    exit is on, and with exits on, freed slots go to waiting rows (fewer steps in all)."""
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))]).repeat_interleave(4, 0)
+    big = run_akorn(model, quiz, 8, torch.Generator().manual_seed(3), chunk=8)
+    pooled = run_akorn(model, quiz, 8, torch.Generator().manual_seed(3), chunk=4)
+    assert torch.equal(big.digits, pooled.digits) and bool((pooled.ran == 8).all())
+    torch.testing.assert_close(big.score, pooled.score)
+    model = _settling_model()
+    ex = run_akorn(model, quiz, 300, torch.Generator().manual_seed(1), tol=3e-3, chunk=3)
+    assert int(ex.ran.max()) < 300 and bool((ex.ran > 0).all())
+
+
+def test_stable_digits_exit_checks_on_the_row_s_own_schedule():
+    """``stable``: a row stops at a check once its digits have not changed for ``stable`` steps.
+    The settling model's digits stop changing long before its states settle."""
+    model = _settling_model()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ)]).repeat(5, 1)
+    T = 200
+    full = run_akorn(model, quiz, T, torch.Generator().manual_seed(2))
+    ex = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=8, check_every=4)
+    assert bool((ex.ran % 4 == 0).all()) and bool((ex.ran >= 12).all()) and int(ex.ran.max()) < T
+    assert torch.equal(ex.digits, full.digits)
+    # a row's exit step does not depend on the pool it ran in
+    alone = run_akorn(model, quiz[:1], T, torch.Generator().manual_seed(2), stable=8, check_every=4)
+    assert int(alone.ran) == int(ex.ran[0])
+    # the pool's in-place refills hold in bf16 too (state in float32, projections in bf16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=16, chunk=2)
+    assert bool((bf.ran < T).all()) and bool((bf.ran % 8 == 0).all())  # the default check_every
+    with pytest.raises(ValueError, match="stable"):
+        predict(model, quiz, stable=-1)
+
+
+def test_valid_selection_prefers_a_grid_that_obeys_the_rules_and_stops_the_board():
+    from akorn.sudoku.inference import obeys_rules
+
+    sol = torch.tensor([sdata.parse_grid(SOL)])
+    assert obeys_rules(sol).tolist() == [True]
+    broken = sol.clone()
+    broken[0, 0], broken[0, 1] = broken[0, 1].item(), broken[0, 0].item()  # still 1..9 in the row
+    assert obeys_rules(torch.cat([broken, torch.zeros_like(sol)])).tolist() == [False, False]
+    # One blank, and a head biased to read the right digit there: every row's grid is valid at
+    # its first check, so the board stops after check_every steps and its waiting rows never start.
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
+    with torch.no_grad():
+        model.head[-1].bias[sol[0, 5] - 1] = 1e4
+    quiz = sol.clone()
+    quiz[0, 5] = 0
+    out = predict(model, quiz, steps=40, candidates=64, select="valid", chunk=16, check_every=4)
+    assert bool(out.valid[0]) and torch.equal(out.digits[0], sol[0])
+    assert out.steps_run == 16 * 4 / 64
+    conf = predict(model, quiz, steps=40, candidates=64, select="confidence", chunk=16)
+    assert conf.steps_run == 40 and bool(conf.valid[0])
+    # Without a valid grid it falls back to the most confident candidate.
+    with torch.no_grad():
+        model.head[-1].bias[sol[0, 5] - 1] = -1e4
+    fallback = predict(model, quiz, steps=8, candidates=4, select="valid", seed=5)
+    same = predict(model, quiz, steps=8, candidates=4, select="confidence", seed=5)
+    assert not bool(fallback.valid[0]) and torch.equal(fallback.digits, same.digits)
 
 
 def test_baselines_forward_and_shapes():
@@ -265,11 +330,15 @@ def test_stratified_subset():
     assert len(sub) == 2 and sorted(sub.givens().tolist()) == sorted(set(ds.givens().tolist()))
 
 
-def test_eval_and_solve_reject_non_positive_k_t_chunk(tmp_path, puzzle_csv):
+def test_eval_and_solve_reject_bad_k_t_chunk_and_exit_options(tmp_path, puzzle_csv):
     r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--K", "0")
     assert r.returncode == 2 and "--K must be a positive integer" in r.stderr
     r = run_cli("sudoku", "solve", "--T", "-3", QUIZ)
     assert r.returncode == 2 and "--T must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "solve", "--check-every", "0", QUIZ)
+    assert r.returncode == 2 and "--check-every must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--stable", "-4")
+    assert r.returncode == 2 and "--stable must be 0 (off)" in r.stderr
     r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16,x")
     assert r.returncode == 2 and "comma-separated positive integers" in r.stderr
     r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16", "--chunk", "0")

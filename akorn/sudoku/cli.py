@@ -31,10 +31,9 @@ def add_parser(sub):
     e.add_argument("--T", type=int, default=None,
                    help="Kuramoto steps at test time (default: a shipped model's recommended T, else as trained)")
     e.add_argument("--K", type=int, default=1, help="random initial states per board")
-    e.add_argument("--select", choices=["energy", "confidence"], default="energy")
+    e.add_argument("--select", choices=SELECTS, default="energy", help=SELECT_HELP)
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
-    e.add_argument("--tol", type=float, default=0.0,
-                   help="early exit: a candidate stops once no element of its state moves by this much in one step")
+    add_exit_options(e)
     e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
     e.add_argument("--per-givens", type=int, default=0, metavar="N",
                    help="evaluate the first N boards of every number of givens (a stratified subset)")
@@ -55,8 +54,8 @@ def add_parser(sub):
     v.add_argument("--T", type=int, default=None,
                    help="Kuramoto steps (default: a shipped model's recommended T, else as trained)")
     v.add_argument("--K", type=int, default=16, help="random starts per puzzle")
-    v.add_argument("--select", choices=["energy", "confidence"], default="confidence",
-                   help="which start's answer to keep: the most confident (default) or the lowest energy")
+    v.add_argument("--select", choices=SELECTS, default="valid", help=SELECT_HELP)
+    add_exit_options(v)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--plain", action="store_true", help="print solutions as 81-character lines")
     v.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -102,6 +101,22 @@ def add_parser(sub):
     x.set_defaults(func=cmd_extension)
 
 
+SELECTS = ("energy", "confidence", "valid")
+SELECT_HELP = ("which start's answer to keep: energy = the lowest energy (the paper's voting); confidence = the "
+               "most confident readout; valid = a grid that obeys every rule, the board stopping at the first "
+               "one (the most confident start when none does)")
+
+
+def add_exit_options(p):
+    p.add_argument("--tol", type=float, default=0.0,
+                   help="early exit: a candidate stops once no element of its state moves by this much in one step")
+    p.add_argument("--stable", type=int, default=0, metavar="S",
+                   help="early exit: a candidate stops once its digits have not changed for S steps (0: off)")
+    p.add_argument("--check-every", type=int, default=8, metavar="N",
+                   help="steps between the readouts that --stable and --select valid look at (default 8; keep it "
+                        "even for models that read out after even steps)")
+
+
 def load_model(spec: str, overrides=None, compile: bool = False, device: str = "cpu", step: int | None = None):
     """A trained model from a run folder or the shipped one, on ``device``; the compiled step only when asked for."""
     from akorn import pretrained
@@ -140,11 +155,13 @@ def cmd_train(args):
 
 
 def check_inference_args(args):
-    """Positive K, T and chunk, or a one-line error (before any model is loaded)."""
-    for name in ("K", "T", "chunk"):
+    """Positive K, T, chunk and check interval, a non-negative --stable, or a one-line error (before any model is loaded)."""
+    for name in ("K", "T", "chunk", "check_every"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
-            raise UserError(f"--{name} must be a positive integer, got {v}")
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
+    if getattr(args, "stable", 0) < 0:
+        raise UserError(f"--stable must be 0 (off) or a positive number of steps, got {args.stable}")
 
 
 def _eval_report(model, ds, args) -> dict:
@@ -152,10 +169,13 @@ def _eval_report(model, ds, args) -> dict:
 
     t0 = time.time()
     pred = predict(model, ds.quiz, steps=args.T or default_steps(model), candidates=args.K, select=args.select, energy_reduce=args.energy,
-                   chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision)
+                   chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision, stable=args.stable,
+                   check_every=args.check_every)
     acc = accuracy(pred.digits, ds.solution, ds.quiz)
     acc.update(seconds=round(time.time() - t0, 2), T=args.T or default_steps(model), K=args.K, select=args.select,
-               energy=args.energy, tol=args.tol, mean_steps_run=pred.steps_run, data=args.data)
+               energy=args.energy, tol=args.tol, stable=args.stable, check_every=args.check_every,
+               mean_steps_run=pred.steps_run, valid_grids=float(pred.valid.float().mean()), chunk=args.chunk,
+               precision=args.precision, data=args.data)
     return acc
 
 
@@ -171,8 +191,10 @@ def cmd_eval(args):
         ds = ds[: args.limit]
     rep = _eval_report(model, ds, args)
     rep.update(run=args.run, step=args.step)
-    print(f"boards {rep['boards']}  T={rep['T']}  K={rep['K']}  select={rep['select']}  ({rep['seconds']} s)")
-    print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%")
+    print(f"boards {rep['boards']}  T={rep['T']}  K={rep['K']}  select={rep['select']}  ({rep['seconds']} s, "
+          f"{rep['mean_steps_run']:.1f} steps per start)")
+    print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%   "
+          f"grids obeying the rules {100 * rep['valid_grids']:.2f}%")
     print("givens  boards  board_acc")
     for g, r in rep["by_givens"].items():
         print(f"{g:6d}  {r['boards']:6d}  {100 * r['board_acc']:8.2f}%")
@@ -213,7 +235,8 @@ def cmd_solve(args):
     if good:
         model, _ = load_model(args.model, device=args.device)
         digits = predict(model, torch.tensor(good), steps=args.T or default_steps(model), candidates=args.K,
-                         select=args.select, seed=args.seed).digits.tolist()
+                         select=args.select, seed=args.seed, tol=args.tol, stable=args.stable,
+                         check_every=args.check_every).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
     for i, (g, err) in enumerate(zip(grids, errors), 1):

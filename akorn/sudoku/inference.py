@@ -1,10 +1,24 @@
-"""Sudoku inference: test-time extension, energy or confidence voting over random starts, early exit.
+"""Sudoku inference: test-time extension, voting over random starts, early exit.
 
-Boards x candidates are flattened into rows and processed in chunks of ``chunk`` rows, so
-memory is bounded by the chunk, not by K or the number of boards.
+Boards x candidates are flattened into rows (board-major) and run through a pool of ``chunk``
+slots. A row leaves the pool when it has run T steps or exits early, and the next waiting row
+takes its slot, so memory is bounded by the pool, not by K or the number of boards, and an easy
+board's early exits make room for other boards instead of leaving the batch half empty.
+
+Early exits (all off by default, where every row runs exactly T steps):
+
+* ``tol``: the row's state moved by less than ``tol`` (max over elements) in one step. A model
+  with natural frequencies (ω ≠ 0) keeps rotating, so for the trained models this never fires;
+* ``stable``: the row's decoded digits have not changed for ``stable`` steps, looked at every
+  ``check_every`` steps of the row's own age (8 by default: a readout costs about one step, and
+  an even interval because the trained models read out after even steps, their odd-step
+  readouts being different grids);
+* ``select="valid"``: a board stops as soon as one of its rows decodes, at a check, to a grid that
+  obeys every rule; its other rows stop too and its waiting rows never start.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -12,12 +26,25 @@ import torch
 from akorn.oscillators import normalize
 from akorn.sudoku.models import SudokuAKOrN
 
+SELECTS = ("energy", "confidence", "valid")
+
 
 @dataclass
 class Prediction:
     digits: torch.Tensor  # (n, 81) predicted digits 1..9 (clues copied through)
     confidence: torch.Tensor  # (n,) mean max-probability over blank cells of the chosen candidate
-    steps_run: float  # mean number of Kuramoto steps each candidate ran (less than T after early exit)
+    steps_run: float  # mean Kuramoto steps per candidate (less than T after early exits; 0 for one never started)
+    valid: torch.Tensor  # (n,) the chosen grid obeys every rule (the clues are copied through, so it solves the puzzle)
+
+
+@dataclass
+class Trajectories:
+    """What each row ended with."""
+    digits: torch.Tensor  # (R, 81) long
+    confidence: torch.Tensor  # (R,)
+    score: torch.Tensor  # (R,) energy score, lower is better
+    ran: torch.Tensor  # (R,) steps run
+    valid: torch.Tensor  # (R,) bool
 
 
 def _confidence(logits: torch.Tensor, quiz: torch.Tensor) -> torch.Tensor:
@@ -26,77 +53,169 @@ def _confidence(logits: torch.Tensor, quiz: torch.Tensor) -> torch.Tensor:
     return (p * blank).sum(1) / blank.sum(1).clamp_min(1)
 
 
+_UNITS: dict = {}
+
+
+def _units(device) -> torch.Tensor:
+    """(27, 81) membership of the cells in the 9 rows, 9 columns and 9 boxes."""
+    key = str(device)
+    if key not in _UNITS:
+        m = torch.zeros(27, 81)
+        for i in range(81):
+            r, c = divmod(i, 9)
+            m[r, i] = m[9 + c, i] = m[18 + 3 * (r // 3) + c // 3, i] = 1
+        _UNITS[key] = m.to(device)
+    return _UNITS[key]
+
+
+def obeys_rules(digits: torch.Tensor) -> torch.Tensor:
+    """``(R, 81)`` digits -> ``(R,)`` bool: every row, column and box holds 1..9 exactly once."""
+    if digits.numel() == 0:
+        return torch.zeros(digits.shape[0], dtype=torch.bool, device=digits.device)
+    ok = (digits >= 1) & (digits <= 9)
+    onehot = torch.nn.functional.one_hot((digits.long() - 1).clamp(0, 8), 9).float() * ok.unsqueeze(-1)
+    counts = torch.einsum("uc,rcd->rud", _units(digits.device), onehot)
+    return (counts == 1).flatten(1).all(1)
+
+
 @torch.no_grad()
 def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: torch.Generator,
-              tol: float = 0.0, energy_reduce: str = "sum"):
-    """One batch of rows: logits, energy score (lower is better) and the steps each row ran.
+              tol: float = 0.0, energy_reduce: str = "sum", chunk: int | None = None, stable: int = 0,
+              check_every: int = 8, boards: torch.Tensor | None = None, stop_when_valid: bool = False) -> Trajectories:
+    """Every row of ``quiz`` ``(R, 81)`` from its own random start, through a pool of ``chunk`` slots
+    (default: all rows at once); rows enter in order, and each draws its start when it enters.
 
     Energies follow the model's bookkeeping (reference: ``E(x_0) .. E(x_{T-1})`` plus a 0);
-    ``energy_reduce`` = ``sum`` over steps or ``last``.
-
-    With ``tol > 0`` a row retires as soon as no element of its state moved by ``tol`` or more in
-    one step, and the remaining rows run on without it, so an easy board does not wait for the
-    hard boards of its chunk. A retired row counts as having stayed where it stopped: for ``sum``
-    its last energy is added once for every step it skipped, so the candidates of one board stay
+    ``energy_reduce`` = ``sum`` over steps or ``last``. A row that exits early stands for the
+    whole run: for ``sum`` the mean of its last two energies is added once for every step it
+    skipped (the trained models alternate between two states), so the candidates of one board stay
     comparable whatever step each of them stopped at.
+
+    ``boards`` ``(R,)``: each row's board, for ``stop_when_valid`` (see the module's docstring). A row
+    that never started keeps its clues as digits, confidence -inf, score +inf and 0 steps.
     """
+    if check_every < 1 or stable < 0:
+        raise ValueError("check_every must be positive and stable non-negative")
+    if stop_when_valid and boards is None:
+        raise ValueError("stop_when_valid needs the board of every row")
     layer = model.kuramoto
-    c = model.stimulus(quiz)
-    x = layer.to_state(normalize(model.initial_state(quiz, c, generator), layer.n, -1))
-    c = layer.to_state(c)
+    dev = quiz.device
+    R = quiz.shape[0]
+    slots = R if chunk is None else chunk
     omega, gamma = layer.omega(), layer.gamma
-    rows = quiz.shape[0]
-    total = torch.zeros(rows, device=quiz.device)
-    last = torch.zeros(rows, device=quiz.device)
-    ran = torch.full((rows,), steps, dtype=torch.long, device=quiz.device)
-    if tol <= 0:
-        for _ in range(steps):
-            x, e = layer._step_fn(x, c, omega, gamma)
-            total = total + e
-        last = e if steps else last
-    else:
-        # Active rows live compacted in (xa, ca); every row's final state lands in x, a retiring
-        # row's when it retires and the rest after the last step.
-        active = torch.arange(rows, device=quiz.device)
-        xa, ca = x, c
-        x = torch.empty_like(x)
-        for t in range(steps):
-            x_next, e = layer._step_fn(xa, ca, omega, gamma)
+    quiz = quiz.long()
+    out = Trajectories(quiz.clone(), torch.full((R,), float("-inf"), device=dev),
+                       torch.full((R,), float("inf"), device=dev), torch.zeros(R, dtype=torch.long, device=dev),
+                       torch.zeros(R, dtype=torch.bool, device=dev))
+    solved = torch.zeros(int(boards.max()) + 1 if stop_when_valid and R else 0, dtype=torch.bool, device=dev)
+    checking = stable > 0 or stop_when_valid
+
+    def waiting(limit: int) -> torch.Tensor:
+        """The next rows to start, at most ``limit``, passing over the rows of solved boards."""
+        nonlocal nxt
+        got, n = [], 0
+        while n < limit and nxt < R:
+            new = torch.arange(nxt, min(R, nxt + limit - n), device=dev)
+            nxt += new.numel()
+            if stop_when_valid:
+                new = new[~solved[boards[new]]]
+            got.append(new)
+            n += new.numel()
+        return torch.cat(got) if got else torch.empty(0, dtype=torch.long, device=dev)
+
+    def start(rows: torch.Tensor) -> dict:
+        """Pool entries for new rows: a fresh random start each, drawn in one call."""
+        q = quiz[rows]
+        cn = model.stimulus(q)
+        xn = layer.to_state(normalize(model.initial_state(q, cn, generator), layer.n, -1))
+        z = torch.zeros(rows.numel(), device=dev)
+        return dict(ids=rows, x=xn, c=layer.to_state(cn), age=z.long(), total=z, prev_e=z, last_e=z, same=z,
+                    seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev))
+
+    # The pool: each row's id, state, stimulus, age, energy sums and digits at its last check.
+    nxt = 0
+    pool = start(waiting(slots))
+    while pool["ids"].numel():
+        ids, x, c, age = pool["ids"], pool["x"], pool["c"], pool["age"]
+        if steps > 0:
+            x_next, e = layer._step_fn(x, c, omega, gamma)
             e = e.float()
-            total[active] += e
-            last[active] = e
-            settled = (x_next - xa).abs().flatten(1).amax(1) < tol
-            if bool(settled.any()):
-                done = active[settled]
-                x[done] = x_next[settled]
-                ran[done] = t + 1
-                total[done] += e[settled] * (steps - t - 1)
-                keep = ~settled
-                active, xa, ca = active[keep], x_next[keep], ca[keep]
-                if active.numel() == 0:
-                    break
-            else:
-                xa = x_next
-        if active.numel():
-            x[active] = xa
-    if layer.energy_mode == "states":
-        last = layer.energy(x, c)
-        total = total + last
-    score = total if energy_reduce == "sum" else last
-    return model.decode(layer.from_state(x)), score, ran
+            pool["prev_e"] = torch.where(age == 0, e, pool["last_e"])
+            pool["last_e"], pool["total"] = e, pool["total"] + e
+            pool["age"] = age = age + 1
+            retire = age >= steps
+            if tol > 0:
+                retire |= (x_next - x).abs().flatten(1).amax(1) < tol
+            pool["x"] = x = x_next
+        else:
+            retire = torch.ones_like(ids, dtype=torch.bool)
+        at_check = (age % check_every == 0) if checking else torch.zeros_like(retire)
+        digits = pool["seen"].clone()
+        conf = torch.zeros(ids.numel(), device=dev)
+        valid = torch.zeros_like(retire)
+
+        def look(rows):
+            logits = model._read_state_fn(x[rows])
+            q = quiz[ids[rows]]
+            digits[rows] = torch.where(q > 0, q, logits.argmax(-1) + 1)
+            conf[rows] = _confidence(logits, q)
+            valid[rows] = obeys_rules(digits[rows])
+
+        looked = retire | at_check
+        if looked.any():
+            look(looked.nonzero().squeeze(1))
+        if stable > 0:
+            unchanged = (digits == pool["seen"]).all(1)
+            pool["same"] = same = torch.where(at_check, torch.where(unchanged, pool["same"] + 1, 0), pool["same"])
+            pool["seen"] = torch.where(at_check.unsqueeze(1), digits, pool["seen"])
+            retire |= at_check & (same * check_every >= stable)
+        if stop_when_valid:
+            solved[boards[ids[looked & valid]]] = True
+            retire |= solved[boards[ids]]
+            late = retire & ~looked
+            if late.any():
+                look(late.nonzero().squeeze(1))
+        if not retire.any():
+            continue
+        r, rid = retire.nonzero().squeeze(1), ids[retire]
+        out.digits[rid], out.confidence[rid], out.valid[rid], out.ran[rid] = digits[r], conf[r], valid[r], age[r]
+        prev_e, last_e = pool["prev_e"][r], pool["last_e"][r]
+        last, score = last_e, pool["total"][r] + 0.5 * (prev_e + last_e) * (steps - age[r]).float()
+        if layer.energy_mode == "states":
+            last = layer.energy(x[r], c[r]).float()
+            score = score + last
+        out.score[rid] = score if energy_reduce == "sum" else last
+        # Waiting rows take the freed slots in place; slots left over when none wait are dropped.
+        new = waiting(r.numel())
+        if new.numel():
+            at = r[: new.numel()]
+            for k, v in start(new).items():
+                pool[k][at] = v
+        if new.numel() < r.numel():
+            keep = torch.ones_like(retire)
+            keep[r[new.numel():]] = False
+            pool = {k: v[keep] for k, v in pool.items()}
+    return out
 
 
 @torch.no_grad()
 def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int = 1, select: str = "energy",
             energy_reduce: str = "sum", chunk: int = 100, tol: float = 0.0, seed: int = 0,
-            precision: str = "fp32") -> Prediction:
-    """Solve ``quiz`` ``(n, 81)``: K random starts per board, keep the lowest-energy or most confident one."""
-    if select not in ("energy", "confidence"):
-        raise ValueError(f"select must be 'energy' or 'confidence', got {select!r}")
+            precision: str = "fp32", stable: int = 0, check_every: int = 8) -> Prediction:
+    """Solve ``quiz`` ``(n, 81)``: K random starts per board, keep one per board.
+
+    ``select``: ``energy`` (lowest energy score, the paper's voting), ``confidence`` (the most
+    confident readout), or ``valid`` (a candidate whose grid obeys every rule, the most confident
+    of those; the most confident of all when none does; the board stops at the first such grid).
+    """
+    if select not in SELECTS:
+        raise ValueError(f"select must be one of {SELECTS}, got {select!r}")
     if energy_reduce not in ("sum", "last"):
         raise ValueError(f"energy_reduce must be 'sum' or 'last', got {energy_reduce!r}")
-    if candidates < 1 or chunk < 1:
-        raise ValueError("candidates and chunk must be positive")
+    if candidates < 1 or chunk < 1 or check_every < 1:
+        raise ValueError("candidates, chunk and check_every must be positive")
+    if stable < 0:
+        raise ValueError(f"stable must be non-negative, got {stable}")
     device = next(model.parameters()).device
     quiz = quiz.to(device).long()
     T = model.steps if steps is None else steps
@@ -107,29 +226,31 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
     n = quiz.shape[0]
     rows = quiz.repeat_interleave(K, 0)  # board-major: rows b*K .. b*K+K-1 belong to board b
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
-    all_scores, all_conf, all_digits = [], [], []
-    steps_log = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    for start in range(0, rows.shape[0], chunk):
-        q = rows[start : start + chunk]
-        with autocast:
-            if is_akorn:
-                logits, score, ran = run_akorn(model, q, T, gen, tol, energy_reduce)
-            else:
-                logits, score = model(q, steps=T), torch.zeros(q.shape[0], device=device)
-                ran = torch.full((q.shape[0],), T)
-        steps_log.append(ran.float().cpu())
-        conf = _confidence(logits, q)
-        all_scores.append(score.float())
-        all_conf.append(conf)
-        all_digits.append(torch.where(q > 0, q, logits.argmax(-1) + 1))
-    scores = torch.cat(all_scores).view(n, K)
-    confs = torch.cat(all_conf).view(n, K)
-    digits = torch.cat(all_digits).view(n, K, 81)
-    pick = scores.argmin(1) if select == "energy" else confs.argmax(1)
-    best_digits = digits[torch.arange(n, device=device), pick]
-    best_conf = confs[torch.arange(n, device=device), pick]
-    return Prediction(best_digits.cpu(), best_conf.cpu(), float(torch.cat(steps_log).mean()))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    with autocast:
+        if is_akorn:
+            boards = torch.arange(n, device=device).repeat_interleave(K)
+            tr = run_akorn(model, rows, T, gen, tol, energy_reduce, chunk, stable, check_every, boards,
+                           stop_when_valid=select == "valid")
+        else:
+            parts = []
+            for start in range(0, n, chunk):
+                q = rows[start : start + chunk]
+                logits = model(q, steps=T)
+                parts.append((torch.where(q > 0, q, logits.argmax(-1) + 1), _confidence(logits, q)))
+            digits = torch.cat([p[0] for p in parts])
+            tr = Trajectories(digits, torch.cat([p[1] for p in parts]), torch.zeros(n, device=device),
+                              torch.full((n,), T, device=device), obeys_rules(digits))
+    scores, confs, valid = tr.score.view(n, K), tr.confidence.float().view(n, K), tr.valid.view(n, K)
+    if select == "energy":
+        pick = scores.argmin(1)
+    elif select == "confidence":
+        pick = confs.argmax(1)
+    else:
+        pick = torch.where(valid, confs + 2, confs).argmax(1)  # confidences lie in [0, 1]
+    at = torch.arange(n, device=device)
+    return Prediction(tr.digits.view(n, K, 81)[at, pick].cpu(), confs[at, pick].cpu(),
+                      float(tr.ran.float().mean()), valid[at, pick].cpu())
 
 
 def accuracy(pred: torch.Tensor, solution: torch.Tensor, quiz: torch.Tensor) -> dict:

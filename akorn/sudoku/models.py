@@ -46,10 +46,22 @@ class SudokuAKOrN(nn.Module):
         self.readout = nn.Sequential(Readout(channels, channels, group=n), ResidualFF(channels),
                                      nn.ReLU(), nn.Linear(channels, channels))
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(channels, 9))
+        # Inference reads boards out from the step's state layout many times per trajectory (early
+        # exits), for pools of changing size: compiled once for any number of rows. Unbound, so a
+        # deep copy reads out with its own weights (see KuramotoLayer._step_fn).
+        self._compiled_read = torch.compile(SudokuAKOrN.read_state, dynamic=True) if compile else None
 
     @property
     def steps(self) -> int:
         return self.kuramoto.steps
+
+    def read_state(self, x: torch.Tensor) -> torch.Tensor:
+        """States in the Kuramoto step's layout (see ``KuramotoLayer.to_state``) -> logits (B, 81, 9)."""
+        return self.decode(self.kuramoto.from_state(x))
+
+    def _read_state_fn(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`read_state`, compiled when the model was built with ``compile=True``."""
+        return self.read_state(x) if self._compiled_read is None else self._compiled_read(self, x)
 
     def stimulus(self, quiz: torch.Tensor) -> torch.Tensor:
         _check_quiz(quiz)
