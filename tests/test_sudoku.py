@@ -262,6 +262,8 @@ def test_stable_digits_exit_checks_on_the_row_s_own_schedule():
     assert bool((bf.ran < T).all()) and bool((bf.ran % 8 == 0).all())  # the default check_every
     with pytest.raises(ValueError, match="stable"):
         predict(model, quiz, stable=-1)
+    with pytest.raises(ValueError, match="tol must be"):
+        predict(model, quiz, tol=float("nan"))
 
 
 def test_valid_selection_prefers_a_grid_that_obeys_the_rules_and_stops_the_board():
@@ -339,6 +341,8 @@ def test_eval_and_solve_reject_bad_k_t_chunk_and_exit_options(tmp_path, puzzle_c
     assert r.returncode == 2 and "--check-every must be a positive integer" in r.stderr
     r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--stable", "-4")
     assert r.returncode == 2 and "--stable must be 0 (off)" in r.stderr
+    r = run_cli("sudoku", "solve", "--tol", "nan", QUIZ)
+    assert r.returncode == 2 and "--tol must be 0 (off)" in r.stderr
     r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16,x")
     assert r.returncode == 2 and "comma-separated positive integers" in r.stderr
     r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16", "--chunk", "0")

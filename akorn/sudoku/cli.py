@@ -155,13 +155,16 @@ def cmd_train(args):
 
 
 def check_inference_args(args):
-    """Positive K, T, chunk and check interval, a non-negative --stable, or a one-line error (before any model is loaded)."""
+    """Positive K, T, chunk and check interval, non-negative --stable and --tol, or a one-line error (before any model is loaded)."""
     for name in ("K", "T", "chunk", "check_every"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
     if getattr(args, "stable", 0) < 0:
         raise UserError(f"--stable must be 0 (off) or a positive number of steps, got {args.stable}")
+    tol = getattr(args, "tol", 0.0)
+    if not tol >= 0 or tol == float("inf"):
+        raise UserError(f"--tol must be 0 (off) or a positive number, got {tol}")
 
 
 def _eval_report(model, ds, args) -> dict:

@@ -109,6 +109,9 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
                        torch.zeros(R, dtype=torch.bool, device=dev))
     solved = torch.zeros(int(boards.max()) + 1 if stop_when_valid and R else 0, dtype=torch.bool, device=dev)
     checking = stable > 0 or stop_when_valid
+    # Without exits every row of the pool entered together and leaves at T, so its T steps run
+    # back to back, with no per-step look at the rows (each look waits for the device).
+    burst = steps if tol <= 0 and not checking else 1
 
     def waiting(limit: int) -> torch.Tensor:
         """The next rows to start, at most ``limit``, passing over the rows of solved boards."""
@@ -135,20 +138,20 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     # The pool: each row's id, state, stimulus, age, energy sums and digits at its last check.
     nxt = 0
     pool = start(waiting(slots))
+    settled = None
     while pool["ids"].numel():
         ids, x, c, age = pool["ids"], pool["x"], pool["c"], pool["age"]
-        if steps > 0:
+        for _ in range(burst if steps > 0 else 0):
             x_next, e = layer._step_fn(x, c, omega, gamma)
             e = e.float()
             pool["prev_e"] = torch.where(age == 0, e, pool["last_e"])
             pool["last_e"], pool["total"] = e, pool["total"] + e
             pool["age"] = age = age + 1
-            retire = age >= steps
-            if tol > 0:
-                retire |= (x_next - x).abs().flatten(1).amax(1) < tol
+            settled = (x_next - x).abs().flatten(1).amax(1) < tol if tol > 0 else None
             pool["x"] = x = x_next
-        else:
-            retire = torch.ones_like(ids, dtype=torch.bool)
+        retire = age >= steps
+        if settled is not None:
+            retire |= settled
         at_check = (age % check_every == 0) if checking else torch.zeros_like(retire)
         digits = pool["seen"].clone()
         conf = torch.zeros(ids.numel(), device=dev)
@@ -216,6 +219,8 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
         raise ValueError("candidates, chunk and check_every must be positive")
     if stable < 0:
         raise ValueError(f"stable must be non-negative, got {stable}")
+    if not tol >= 0 or tol == float("inf"):
+        raise ValueError(f"tol must be a finite non-negative number, got {tol}")
     device = next(model.parameters()).device
     quiz = quiz.to(device).long()
     T = model.steps if steps is None else steps
