@@ -111,7 +111,8 @@ def add_exit_options(p):
     p.add_argument("--tol", type=float, default=0.0,
                    help="early exit: a candidate stops once no element of its state moves by this much in one step")
     p.add_argument("--stable", type=int, default=0, metavar="S",
-                   help="early exit: a candidate stops once its digits have not changed for S steps (0: off)")
+                   help="early exit: a candidate stops once its digits have not changed for S steps, counted in "
+                        "whole check intervals (0: off)")
     p.add_argument("--check-every", type=int, default=8, metavar="N",
                    help="steps between the readouts that --stable and --select valid look at (default 8; keep it "
                         "even for models that read out after even steps)")
