@@ -266,6 +266,35 @@ def test_stable_digits_exit_checks_on_the_row_s_own_schedule():
         predict(model, quiz, tol=float("nan"))
 
 
+def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
+    """Once nothing waits, exits free slots one or a few at a time; the pool and its readouts
+    keep to the ladder's sizes (idle slots run on unread), and every row ends as it would alone."""
+    from akorn.sudoku.inference import pool_sizes
+
+    ladder = pool_sizes(100)
+    assert ladder[0] == 100 and ladder[-1] == 1 and ladder == sorted(set(ladder), reverse=True)
+    assert all(b >= 0.75 * a for a, b in zip(ladder, ladder[1:]) if b >= 4)
+    assert pool_sizes(1) == [1] and pool_sizes(5) == [5, 4, 3, 2, 1]
+
+    model = _settling_model()
+    quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))]).repeat(7, 1)
+    stepped, read = [], []
+    step, readout = model.kuramoto._step_fn, model._read_state_fn
+    model.kuramoto._step_fn = lambda x, *a: (stepped.append(x.shape[0]), step(x, *a))[1]
+    model._read_state_fn = lambda x: (read.append(x.shape[0]), readout(x))[1]
+    T = 200
+    ex = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=8, check_every=4, chunk=14)
+    assert len(set(ex.ran.tolist())) >= 3 and int(ex.ran.max()) < T  # rows left at different steps
+    assert set(stepped) <= set(pool_sizes(14)) and set(read) <= set(pool_sizes(14))
+    assert len(set(stepped)) > 2  # the pool did shrink
+    for i in range(0, 14, 5):
+        gen = torch.Generator().manual_seed(2)
+        # row i draws its start after the i rows before it: replay those draws, then run it alone
+        run_akorn(model, quiz[:i], 0, gen) if i else None
+        alone = run_akorn(model, quiz[i : i + 1], T, gen, stable=8, check_every=4)
+        assert int(alone.ran) == int(ex.ran[i]) and torch.equal(alone.digits[0], ex.digits[i])
+
+
 def test_valid_selection_prefers_a_grid_that_obeys_the_rules_and_stops_the_board():
     from akorn.sudoku.inference import obeys_rules
 

@@ -82,9 +82,11 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
     assert frames.shape[0] == 7 and frames.shape[1] == 9 * 28
     assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 0
     ext = tmp_path / "ext"
-    r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--T", "2,4", "--limit", "5", "--out", ext)
+    r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--T", "2,4", "--limit", "5", "--out", ext,
+                "--precision", "bf16")
     assert r.returncode == 0, r.stderr
-    assert (ext / "plot.png").exists() and (ext / "plot-cells.png").exists() and "T=4" in (ext / "table.md").read_text()
+    table = (ext / "table.md").read_text()
+    assert (ext / "plot.png").exists() and (ext / "plot-cells.png").exists() and "T=4" in table and "bf16" in table
     r = run_cli("viz", "accuracy", ext / "results.json", "--out", tmp_path / "acc")
     assert r.returncode == 0 and (tmp_path / "acc" / "accuracy-vs-T.png").exists()
 

@@ -98,6 +98,7 @@ def add_parser(sub):
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
     x.add_argument("--device", default="auto", help=DEVICE_HELP)
+    x.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     x.set_defaults(func=cmd_extension)
 
 
@@ -306,12 +307,13 @@ def cmd_extension(args):
         label = f"{kind} ({Path(spec).name})"
         results[label], cells[label] = {}, {}
         for T in ts:
-            acc = accuracy(predict(model, ds.quiz, steps=T, chunk=args.chunk).digits, ds.solution, ds.quiz)
+            acc = accuracy(predict(model, ds.quiz, steps=T, chunk=args.chunk,
+                                   precision=args.precision).digits, ds.solution, ds.quiz)
             results[label][T], cells[label][T] = acc["board_acc"], acc["cell_acc"]
             print(f"{label}  T={T}  board {100 * acc['board_acc']:.2f}%  cell {100 * acc['cell_acc']:.2f}%", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "cell_results.json").write_text(json.dumps(cells, indent=2))
-    rows = [f"{len(ds)} boards from {args.data}; board accuracy % (cell accuracy % over blanks)", "",
+    rows = [f"{len(ds)} boards from {args.data}, {args.precision}; board accuracy % (cell accuracy % over blanks)", "",
             "| model | " + " | ".join(f"T={t}" for t in ts) + " |", "|" + "---|" * (len(ts) + 1)]
     for label in results:
         rows.append(f"| {label} | " + " | ".join(f"{100 * results[label][t]:.1f} ({100 * cells[label][t]:.1f})"

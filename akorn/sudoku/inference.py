@@ -3,7 +3,11 @@
 Boards x candidates are flattened into rows (board-major) and run through a pool of ``chunk``
 slots. A row leaves the pool when it has run T steps or exits early, and the next waiting row
 takes its slot, so memory is bounded by the pool, not by K or the number of boards, and an easy
-board's early exits make room for other boards instead of leaving the batch half empty.
+board's early exits make room for other boards instead of leaving the batch half empty. Once no
+row waits, freed slots are dropped, but the pool only shrinks to sizes on a fixed ladder
+(``pool_sizes``), the freed slots in between running on unread: every new batch size is a new
+set of matmul primitives and buffer sizes, and a pool shrinking one row at a time grew the
+process's memory with every board.
 
 Early exits (all off by default, where every row runs exactly T steps):
 
@@ -66,6 +70,19 @@ def _units(device) -> torch.Tensor:
             m[r, i] = m[9 + c, i] = m[18 + 3 * (r // 3) + c // 3, i] = 1
         _UNITS[key] = m.to(device)
     return _UNITS[key]
+
+
+def pool_sizes(slots: int) -> list[int]:
+    """The sizes a pool of ``slots`` shrinks through, largest first: ``slots``, then 1, 2, 3 and
+    4, 5, 6, 7 times each power of two below it, so at most a quarter of a shrunk pool is idle."""
+    ladder = {slots} | {n for n in (1, 2, 3) if n < slots}
+    ladder |= {m << j for j in range(slots.bit_length()) for m in (4, 5, 6, 7) if (m << j) < slots}
+    return sorted(ladder, reverse=True)
+
+
+def _ladder_size(slots: int, n: int, cap: int) -> int:
+    """The smallest size on the ladder of ``slots`` that holds ``n`` rows, at most ``cap``."""
+    return min(min(m for m in pool_sizes(slots) if m >= n), cap)
 
 
 def obeys_rules(digits: torch.Tensor) -> torch.Tensor:
@@ -149,16 +166,25 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             pool["age"] = age = age + 1
             settled = (x_next - x).abs().flatten(1).amax(1) < tol if tol > 0 else None
             pool["x"] = x = x_next
-        retire = age >= steps
+        live = ids >= 0  # idle slots of a pool that is done refilling have id -1
+        retire = (age >= steps) & live
         if settled is not None:
-            retire |= settled
-        at_check = (age % check_every == 0) if checking else torch.zeros_like(retire)
+            retire |= settled & live
+        at_check = (age % check_every == 0) & live if checking else torch.zeros_like(retire)
         digits = pool["seen"].clone()
         conf = torch.zeros(ids.numel(), device=dev)
         valid = torch.zeros_like(retire)
 
         def look(rows):
-            logits = model._read_state_fn(x[rows])
+            # Read a ladder-sized batch, padded with other rows of the pool, for the same reason
+            # the pool shrinks on a ladder.
+            n = rows.numel()
+            pad = _ladder_size(slots, n, ids.numel()) - n
+            if pad:
+                others = torch.ones_like(retire)
+                others[rows] = False
+                rows_read = torch.cat([rows, others.nonzero().squeeze(1)[:pad]])
+            logits = model._read_state_fn(x[rows_read if pad else rows])[:n]
             q = quiz[ids[rows]]
             digits[rows] = torch.where(q > 0, q, logits.argmax(-1) + 1)
             conf[rows] = _confidence(logits, q)
@@ -174,7 +200,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             retire |= at_check & (same * check_every >= stable)
         if stop_when_valid:
             solved[boards[ids[looked & valid]]] = True
-            retire |= solved[boards[ids]]
+            retire |= solved[boards[ids.clamp_min(0)]] & live
             late = retire & ~looked
             if late.any():
                 look(late.nonzero().squeeze(1))
@@ -188,16 +214,22 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             last = layer.energy(x[r], c[r]).float()
             score = score + last
         out.score[rid] = score if energy_reduce == "sum" else last
-        # Waiting rows take the freed slots in place; slots left over when none wait are dropped.
+        # Waiting rows take the freed slots in place. Slots left over when none wait go idle, and
+        # the pool shrinks to the ladder's smallest size that holds its live rows.
         new = waiting(r.numel())
         if new.numel():
             at = r[: new.numel()]
             for k, v in start(new).items():
                 pool[k][at] = v
         if new.numel() < r.numel():
-            keep = torch.ones_like(retire)
-            keep[r[new.numel():]] = False
-            pool = {k: v[keep] for k, v in pool.items()}
+            pool["ids"][r[new.numel():]] = -1
+            live = pool["ids"] >= 0
+            n_live = int(live.sum())
+            size = _ladder_size(slots, n_live, live.numel()) if n_live else 0
+            if size < live.numel():
+                keep = live.clone()
+                keep[(~live).nonzero().squeeze(1)[: size - n_live]] = True
+                pool = {k: v[keep] for k, v in pool.items()}
     return out
 
 
