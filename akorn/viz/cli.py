@@ -52,7 +52,8 @@ def add_parser(sub):
     o.set_defaults(func=cmd_objects)
 
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
-    a.add_argument("results", help="results.json written by 'akorn sudoku extension'")
+    a.add_argument("results", nargs="+",
+                   help="results.json written by 'akorn sudoku extension'; several are drawn in one plot")
     a.add_argument("--out", default="viz-accuracy")
     a.set_defaults(func=cmd_accuracy)
 
@@ -167,10 +168,17 @@ def cmd_accuracy(args):
     from akorn.viz import media, plots
 
     out = ensure_writable_dir(args.out)
-    try:
-        results = json.loads(Path(args.results).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {args.results}: {e}") from None
+    results = {}
+    for path in args.results:
+        try:
+            curves = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        if not isinstance(curves, dict):
+            raise UserError(f"{path} is not a results.json of 'akorn sudoku extension'")
+        for label, curve in curves.items():
+            # the same run evaluated twice keeps both curves, told apart by their file
+            results[label if label not in results else f"{label} [{path}]"] = curve
     plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
     media.write_index(out, "akorn: test-time extension")
     print(f"wrote {out}/accuracy-vs-T.png")
