@@ -106,3 +106,12 @@ def test_objects_viz_states_and_masks_over_steps(tmp_path):
     assert "layer1-masks.gif" in (out / "index.html").read_text()
     r = run_cli("viz", "objects", tmp_path / "o", "--index", "999", "--out", out)
     assert r.returncode == 2 and "--index" in r.stderr
+
+
+def test_accuracy_curves_of_one_run_at_other_steps_join_and_repeats_stay_apart():
+    from akorn.viz.cli import merge_curves
+
+    results = merge_curves({}, {"a": {"16": 0.5, "32": 0.6}, "b": {"1": 0.9}}, "x.json")
+    merge_curves(results, {"b": {"4": 0.1, "2": 0.4}, "a": {"16": 0.55}}, "y.json")
+    assert results["b"] == {"1": 0.9, "2": 0.4, "4": 0.1} and list(results["b"]) == ["1", "2", "4"]
+    assert results["a"] == {"16": 0.5, "32": 0.6} and results["a [y.json]"] == {"16": 0.55}

@@ -164,6 +164,20 @@ def cmd_sudoku(args):
           + ("correct" if right else "not correct" if right is not None else "(no solution exists)"))
 
 
+def merge_curves(results: dict, curves: dict, source: str) -> dict:
+    """Adds ``curves`` (``{label: {T: accuracy}}``, read from ``source``) to ``results``. A run
+    evaluated at other T joins its curve; evaluated again at the same T, it keeps both curves,
+    told apart by ``source``."""
+    for label, curve in curves.items():
+        if label not in results:
+            results[label] = dict(curve)
+        elif results[label].keys() & curve.keys():
+            results[f"{label} [{source}]"] = dict(curve)
+        else:
+            results[label] = dict(sorted({**results[label], **curve}.items(), key=lambda kv: int(kv[0])))
+    return results
+
+
 def cmd_accuracy(args):
     from akorn.viz import media, plots
 
@@ -176,9 +190,7 @@ def cmd_accuracy(args):
             raise UserError(f"cannot read {path}: {e}") from None
         if not isinstance(curves, dict):
             raise UserError(f"{path} is not a results.json of 'akorn sudoku extension'")
-        for label, curve in curves.items():
-            # the same run evaluated twice keeps both curves, told apart by their file
-            results[label if label not in results else f"{label} [{path}]"] = curve
+        merge_curves(results, curves, path)
     plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
     media.write_index(out, "akorn: test-time extension")
     print(f"wrote {out}/accuracy-vs-T.png")
