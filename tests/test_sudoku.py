@@ -272,9 +272,9 @@ def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
     from akorn.sudoku.inference import pool_sizes
 
     ladder = pool_sizes(100)
-    assert ladder[0] == 100 and ladder[-1] == 1 and ladder == sorted(set(ladder), reverse=True)
+    assert ladder[0] == 100 and ladder[-1] == 1 and list(ladder) == sorted(set(ladder), reverse=True)
     assert all(b >= 0.75 * a for a, b in zip(ladder, ladder[1:]) if b >= 4)
-    assert pool_sizes(1) == [1] and pool_sizes(5) == [5, 4, 3, 2, 1]
+    assert pool_sizes(1) == (1,) and pool_sizes(5) == (5, 4, 3, 2, 1)
 
     model = _settling_model()
     quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))]).repeat(7, 1)

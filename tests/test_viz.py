@@ -89,9 +89,12 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
     assert (ext / "plot.png").exists() and (ext / "plot-cells.png").exists() and "T=4" in table and "bf16" in table
     r = run_cli("viz", "accuracy", ext / "results.json", ext / "results.json", "--out", tmp_path / "acc")
     assert r.returncode == 0 and (tmp_path / "acc" / "accuracy-vs-T.png").exists()
-    (tmp_path / "bad.json").write_text("[1, 2]")
-    r = run_cli("viz", "accuracy", ext / "results.json", tmp_path / "bad.json", "--out", tmp_path / "acc")
-    assert r.returncode != 0 and "bad.json" in r.stderr and "Traceback" not in r.stderr
+    for i, bad in enumerate(['[1, 2]', '{"a": 1}', '{"a": {"x": 0.5}}', '{"a": {"16": "high"}}']):
+        (tmp_path / "bad.json").write_text(bad)
+        fresh = tmp_path / f"acc-{i}"
+        r = run_cli("viz", "accuracy", ext / "results.json", tmp_path / "bad.json", "--out", fresh)
+        assert r.returncode != 0 and "bad.json" in r.stderr and "Traceback" not in r.stderr, bad
+        assert not fresh.exists()  # nothing written for a run that failed
 
 
 def test_objects_viz_states_and_masks_over_steps(tmp_path):

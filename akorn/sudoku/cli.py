@@ -12,6 +12,7 @@ import torch
 from akorn.engine.distributed import DEVICE_HELP
 from akorn.errors import UserError
 from akorn.files import ensure_writable_dir
+from akorn.sudoku.inference import SELECTS
 
 
 def add_parser(sub):
@@ -98,11 +99,11 @@ def add_parser(sub):
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
     x.add_argument("--device", default="auto", help=DEVICE_HELP)
-    x.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    x.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast on the projections (the oscillator state stays float32)")
     x.set_defaults(func=cmd_extension)
 
 
-SELECTS = ("energy", "confidence", "valid")
 SELECT_HELP = ("which start's answer to keep: energy = the lowest energy (the paper's voting); confidence = the "
                "most confident readout; valid = a grid that obeys every rule, the board stopping at the first "
                "one (the most confident start when none does)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -72,12 +73,13 @@ def _units(device) -> torch.Tensor:
     return _UNITS[key]
 
 
-def pool_sizes(slots: int) -> list[int]:
+@lru_cache(maxsize=None)
+def pool_sizes(slots: int) -> tuple[int, ...]:
     """The sizes a pool of ``slots`` shrinks through, largest first: ``slots``, then 1, 2, 3 and
     4, 5, 6, 7 times each power of two below it, so at most a quarter of a shrunk pool is idle."""
     ladder = {slots} | {n for n in (1, 2, 3) if n < slots}
     ladder |= {m << j for j in range(slots.bit_length()) for m in (4, 5, 6, 7) if (m << j) < slots}
-    return sorted(ladder, reverse=True)
+    return tuple(sorted(ladder, reverse=True))
 
 
 def _ladder_size(slots: int, n: int, cap: int) -> int:

@@ -164,6 +164,19 @@ def cmd_sudoku(args):
           + ("correct" if right else "not correct" if right is not None else "(no solution exists)"))
 
 
+def _is_results(curves) -> bool:
+    """``{label: {T: accuracy}}`` with integer T and numeric accuracies, as ``extension`` writes it."""
+    if not isinstance(curves, dict):
+        return False
+    for curve in curves.values():
+        if not isinstance(curve, dict):
+            return False
+        for t, acc in curve.items():
+            if not str(t).isdigit() or isinstance(acc, bool) or not isinstance(acc, (int, float)):
+                return False
+    return True
+
+
 def merge_curves(results: dict, curves: dict, source: str) -> dict:
     """Adds ``curves`` (``{label: {T: accuracy}}``, read from ``source``) to ``results``. A run
     evaluated at other T joins its curve; evaluated again at the same T, it keeps both curves,
@@ -181,16 +194,16 @@ def merge_curves(results: dict, curves: dict, source: str) -> dict:
 def cmd_accuracy(args):
     from akorn.viz import media, plots
 
-    out = ensure_writable_dir(args.out)
     results = {}
     for path in args.results:
         try:
             curves = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"cannot read {path}: {e}") from None
-        if not isinstance(curves, dict):
-            raise UserError(f"{path} is not a results.json of 'akorn sudoku extension'")
+        if not _is_results(curves):
+            raise UserError(f"{path} is not a results.json of 'akorn sudoku extension' ({{model: {{T: accuracy}}}})")
         merge_curves(results, curves, path)
+    out = ensure_writable_dir(args.out)
     plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
     media.write_index(out, "akorn: test-time extension")
     print(f"wrote {out}/accuracy-vs-T.png")
