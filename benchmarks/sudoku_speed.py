@@ -119,18 +119,20 @@ def run_trained(impl: str, opts: dict) -> dict:
     kw = dict(steps=128, candidates=100, chunk=100, precision="bf16" if "bf16" in impl else "fp32",
               select=opts["select"], stable=opts["stable"], check_every=opts["check_every"])
     predict(model, ds.quiz[-1:], **kw)  # warm-up (compilation), on a board that is also timed below
-    times, digits, steps = [], [], []
+    times, digits, steps, peaks = [], [], [], []
     for i in range(len(ds)):
         t0 = time.perf_counter()
         p = predict(model, ds.quiz[i : i + 1], **kw)
         times.append(time.perf_counter() - t0)
         digits.append(p.digits)
         steps.append(p.steps_run)
+        peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # does it level off?
     acc = accuracy(torch.cat(digits), ds.solution, ds.quiz)
     return {"task": "eval", "impl": impl, "channels": model.channels, "sec": statistics.mean(times),
             "first": times[0], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "boards": len(ds), "board_acc": acc["board_acc"], "mean_steps": statistics.mean(steps),
-            "sec_min": min(times), "sec_max": max(times), **{k: opts[k] for k in ("select", "stable")}}
+            "sec_min": min(times), "sec_max": max(times), "peak_mb_by_board": peaks,
+            **{k: opts[k] for k in ("select", "stable")}}
 
 
 def profile_once(fn, top: int = 8) -> list[tuple[str, float, float]]:
@@ -190,6 +192,8 @@ def main():
         extra = (f"  boards {r['boards']}, board acc {100 * r['board_acc']:.1f}%, {r['mean_steps']:.1f} steps "
                  f"per start, {r['sec_min']:.2f}-{r['sec_max']:.2f} s per board") if "boards" in r else ""
         print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}{extra}", flush=True)
+        if "peak_mb_by_board" in r:
+            print("    peak MB after each board: " + " ".join(f"{m:.0f}" for m in r["peak_mb_by_board"]))
         for name, sec, share in r.get("profile", []):
             print(f"    {share:6.1%} {sec:7.3f} s  {name}")
 
