@@ -1,5 +1,5 @@
 import sys
 
-from akorn.cli import main
+from akorn.cli.main import main
 
 sys.exit(main())

@@ -9,8 +9,8 @@ import time
 
 
 def main():
-    from akorn.objects import datasets
-    from akorn.sudoku import solver
+    from akorn.experiments.objects import datasets
+    from akorn.experiments.sudoku import solver
 
     print("Sudoku puzzles with a unique solution (one core):")
     for style, givens in (("unique", 36), ("unique", 30), ("unique", 25), ("unique", 23), ("satnet", 36),

@@ -6,7 +6,7 @@ fresh process per configuration, and achieved matmul GFLOP/s, for
 * akorn (eager), akorn with activation checkpointing, akorn with torch.compile (opt-in), and
   both (``akorn-compile-checkpoint``), each in float32 and bf16 autocast; a ``-matmul`` suffix
   (``akorn-compile-matmul``) forces the batched-matmul attention kernel instead of the automatic choice;
-* the plain implementation written straight from the equations (tests/reference.py);
+* the plain implementation written straight from the equations (akorn.core.maths);
 * optionally the authors' layer, imported from a checkout you point at with --authors-repo.
 
 Usage::
@@ -77,10 +77,10 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
         def fwd():
             return layer(x, c)
     elif impl == "reference":
-        from tests.reference import reference_forward
+        from akorn.core import maths
 
         def fwd():
-            return reference_forward(layer, x, c, T)
+            return maths.run(layer, x, c, T)[0][-1]
     elif impl == "authors":
         sys.path.insert(0, authors_repo)
         from source.layers.klayer import KLayer  # the authors' layer, from the checkout given

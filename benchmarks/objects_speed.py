@@ -41,11 +41,11 @@ def run_one(size: str, impl: str, repeats: int, authors_repo: str | None, batch:
         model = Theirs(n=4, ch=s["channels"], L=1, T=8, psize=s["patch"], gta=True, J="attn", c_norm="none",
                        imsize=s["image"], use_omega=False, heads=8)
     else:
-        from akorn.objects.models import ImageAKOrN
+        from akorn.experiments.objects.models import ImageAKOrN
 
         model = ImageAKOrN(s["image"], s["patch"], s["channels"], 4, 1, 8, "attn", heads=8,
                            compile="compile" in impl, checkpoint="checkpoint" in impl)
-        from akorn.coupling import AttentionCoupling
+        from akorn.core.coupling import AttentionCoupling
 
         for order in ("halves", "interleaved"):
             if order in impl.split("-"):

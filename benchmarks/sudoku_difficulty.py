@@ -1,4 +1,4 @@
-"""How hard Sudoku sets are: rounds of naked singles each board needs (akorn.sudoku.solver.singles_rounds).
+"""How hard Sudoku sets are: rounds of naked singles each board needs (akorn.experiments.sudoku.solver.singles_rounds).
 
 Prints, per file, the share of boards that naked singles cannot finish and the histogram of
 rounds for the rest.
@@ -12,8 +12,8 @@ from collections import Counter
 
 
 def main():
-    from akorn.sudoku import data as sdata
-    from akorn.sudoku import solver
+    from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku import solver
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", help="quiz,solution CSV files (.xz/.gz too)")

@@ -59,13 +59,13 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
         def forward():
             return model(X, is_input).reshape(B, 81, 9)
     else:
-        from akorn.sudoku.models import SudokuAKOrN
+        from akorn.experiments.sudoku.models import SudokuAKOrN
 
         if boards is not None:
             return run_trained(impl, boards)
         model = SudokuAKOrN(channels, 4, 8, T, checkpoint=impl.endswith("checkpoint"), compile="compile" in impl)
         if task == "eval":
-            from akorn.sudoku.inference import predict
+            from akorn.experiments.sudoku.inference import predict
 
             board = quiz[:1]
         else:
@@ -109,9 +109,9 @@ def run_trained(impl: str, opts: dict) -> dict:
     warm-up board, and the board accuracy over the timed boards."""
     import torch
 
-    from akorn.sudoku import data as sdata
-    from akorn.sudoku.cli import load_model
-    from akorn.sudoku.inference import accuracy, predict
+    from akorn.experiments.sudoku import data as sdata
+    from akorn.cli.sudoku import load_model
+    from akorn.experiments.sudoku.inference import accuracy, predict
 
     model, _ = load_model(opts["model"], compile="compile" in impl)
     ds = sdata.load(opts["data"], "test")

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from akorn.engine import checkpoint as ck
 from akorn.engine.config import resolve
 from akorn.errors import UserError
-from akorn.sudoku.experiment import PRESETS, SudokuConfig
+from akorn.experiments.sudoku.experiment import PRESETS, SudokuConfig
 from tests.conftest import ROOT, run_cli
 
 TINY = ["preset=tiny", "threads=1"]
@@ -114,7 +114,7 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
     assert seen == 7
     # A run folder saved before ema_warmup existed resumes and evaluates with the fixed decay it ran with.
     from akorn.engine.trainer import load_run
-    from akorn.sudoku.experiment import SudokuExperiment
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
 
     saved = json.loads((tmp_path / "w" / "config.json").read_text())
     assert saved["config"].pop("ema_warmup") is True
@@ -128,7 +128,7 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
 def test_objects_defaults_are_the_authors_recipe():
     """train_obj.py: batch 256, Adam 1e-3, no clipping, ema_pytorch EMA(beta=0.998, update_every=10,
     update_after_step=200); Tetrominoes 50 epochs. train_sudoku.py: batch 100, clip 1.0, EMA 0.995 / 10 / 100."""
-    from akorn.objects.experiment import ObjectsConfig
+    from akorn.experiments.objects.experiment import ObjectsConfig
 
     o = ObjectsConfig()
     assert (o.batch_size, o.epochs, o.lr, o.optimizer, o.clip_grad) == (256, 50, 1e-3, "adam", 0.0)
@@ -140,7 +140,7 @@ def test_objects_defaults_are_the_authors_recipe():
 
 def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     from akorn.engine.trainer import load_init_weights
-    from akorn.sudoku.experiment import SudokuExperiment
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
 
     r = run_cli(*_train_args(puzzle_csv, tmp_path, "base", "max_steps=3"))
     assert r.returncode == 0, r.stderr
@@ -161,13 +161,13 @@ def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     assert base["init"] == str(tmp_path / "base") and "name=base" in base["training_commands"][0]
     assert "init=" in record["training_commands"][0]
     # Half-precision storage: the file holds fp16, and the weights load back within fp16 rounding.
-    assert record["test_steps"] == cfg.steps  # without --test-steps: the training T
+    assert record["eval_steps"] == cfg.steps  # without --eval-steps: the training T
     r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "half", "--dtype", "fp16",
-                "--test-steps", "6")
+                "--eval-steps", "6")
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "shipped" / "half.json").read_text())["test_steps"] == 6
-    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "bad", "--test-steps", "-2")
-    assert r.returncode == 2 and "--test-steps must be positive" in r.stderr
+    assert json.loads((tmp_path / "shipped" / "half.json").read_text())["eval_steps"] == 6
+    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "bad", "--eval-steps", "-2")
+    assert r.returncode == 2 and "--eval-steps must be positive" in r.stderr
     full, half = ck.load_weights(tmp_path / "shipped" / "model.safetensors"), ck.load_weights(tmp_path / "shipped" / "half.safetensors")
     for k, v in full.items():
         assert half[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
@@ -194,7 +194,7 @@ def test_malicious_pickle_is_refused(tmp_path):
     with open(d / "features.pt", "wb") as f:
         pickle.dump(Evil(), f)
     torch.save(torch.zeros(1, 9, 9, 9), d / "labels.pt")
-    from akorn.sudoku.data import read_satnet
+    from akorn.experiments.sudoku.data import read_satnet
 
     with pytest.raises(UserError, match="refusing to load"):
         read_satnet(d)

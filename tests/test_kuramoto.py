@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent, rotate_pairs
-from akorn.coupling import AttentionCoupling
-from akorn.gta import rotary_angles
-from akorn.oscillators import split_oscillators
-from tests.reference import reference_run
+from akorn.core.coupling import AttentionCoupling
+from akorn.core.gta import rotary_angles
+from akorn.core.oscillators import split_oscillators
+from akorn.core import maths
 
 
 def _norms(x, n, cdim=1):
@@ -38,7 +38,7 @@ def test_update_is_tangent_when_omega_is_zero():
     layer = KuramotoLayer(12, n=4, coupling="conv", omega="none", c_norm=None, gamma=1e-3, steps=1)
     with torch.no_grad():
         y_full = layer.coupling(x) + y
-        x1, _ = layer.step(x, y, None, layer.gamma)
+        x1 = layer.advance(layer.start(x, y))[0].x
     expected = normalize(x + 1e-3 * project_tangent(y_full, x, 4), 4)
     assert torch.allclose(x1, expected, atol=1e-6)
 
@@ -140,7 +140,7 @@ def test_gta_at_initialisation_is_a_2d_rotary_embedding():
     att = layer.coupling
     d = C // heads
     q = torch.randn(3, heads, H * W, d)
-    from akorn.gta import apply_pair_blocks
+    from akorn.core.gta import apply_pair_blocks
 
     got = apply_pair_blocks(att.gta.mat_q, q)
     # 2-D RoPE: pair index p: frequency f = p // 2, coordinate = row if p even else column
@@ -162,7 +162,8 @@ def test_gta_at_initialisation_is_a_2d_rotary_embedding():
 
 def test_halves_order_gives_the_same_pair_transform():
     """What the attention coupling computes in halves order is the interleaved-pair transform, permuted."""
-    from akorn.gta import apply_pair_blocks, half_pair_coefficients, halves_order, swap_halves
+    from akorn.core.fast.pair_transform import half_pair_coefficients, halves_order, swap_halves
+    from akorn.core.gta import apply_pair_blocks
 
     torch.manual_seed(0)
     blocks = torch.randn(6, 8, 2, 2, dtype=torch.float64)  # (U, D/2, 2, 2), general, not rotations
@@ -179,7 +180,8 @@ def test_halves_order_gives_the_same_pair_transform():
 def test_pair_transform_matches_autograd_of_the_expression(order):
     """Eager multiply-adds into pair views, with and without gradients: the same values and
     gradients (x, a, b) as autograd over ``a * x + b * swap(x)``."""
-    from akorn.gta import pair_transform, swap_partners
+    from akorn.core.fast import pair_transform
+    from akorn.core.fast.pair_transform import swap_partners
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64, requires_grad=True)
@@ -213,14 +215,13 @@ def test_fast_path_matches_reference_float32(kwargs):
         for p in layer.parameters():  # move away from the symmetric initial values
             p.add_(torch.randn_like(p) * 0.01)
     x, c = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    if layer.coupling.layout == "tokens":
+        x, c = (t.flatten(2).transpose(1, 2) for t in (x, c))
     with torch.no_grad():
         r = layer(x, c, return_trajectory=True, return_energy=True)
-        xn, _ = layer._to_native(x, "x")
-        cn, _ = layer._to_native(c, "c")
-        ref_states, ref_energy = reference_run(layer, xn, cn, 6)
-    _, back = layer._to_native(x, "x")
+        ref_states, ref_energy = maths.run(layer, x, c, 6)
     for t, s in enumerate(ref_states):
-        assert torch.allclose(r.trajectory[:, t], back(s), atol=1e-5), t
+        assert torch.allclose(r.trajectory[:, t], s, atol=1e-5), t
     assert torch.allclose(r.energy, ref_energy, rtol=1e-5, atol=1e-3)
 
 
@@ -351,16 +352,8 @@ def test_inference_memory_does_not_grow_with_steps():
     x = torch.randn(1, 8, 4, 4)
     for T in (4, 64):
         refs = []
-
-        def spy(*a):
-            out = layer.step(*a)
-            refs.append(weakref.ref(out[0]))
-            return out
-
-        layer._step_fn = spy
         with torch.no_grad():
-            result = layer(x, x, steps=T)
-        layer._step_fn = layer.step
+            result = layer.run(x, x, steps=T, on_step=lambda t, state, e: refs.append(weakref.ref(state.data))).x
         alive = [r() for r in refs if r() is not None]
         assert len(refs) == T
         assert len(alive) <= 1 and all(a is result for a in alive)
@@ -423,7 +416,7 @@ def test_fused_update_matches_plain_autograd(omega, coupling):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_attention_kernels_agree(dtype):
     """The matmul kernel (auto's choice for CPU bf16) computes the same attention as sdpa."""
-    from akorn.coupling import attend
+    from akorn.core.fast import attend
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 10, 8, dtype=dtype, requires_grad=True) for _ in range(3))
@@ -443,7 +436,7 @@ def test_matmul_attention_op_gradients_and_compile():
     """The matmul kernel is one custom op: exact float64 gradients, and inductor keeps it (no SDPA swap)."""
     from torch._inductor.utils import run_and_get_code
 
-    from akorn.attention_op import matmul_attention
+    from akorn.core.fast.matmul_attention import matmul_attention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 7, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
@@ -548,7 +541,7 @@ def test_deep_copy_of_a_compiled_model_runs_its_own_weights():
     weights, not the weights of the model it was copied from."""
     import copy
 
-    from akorn.sudoku.models import SudokuAKOrN
+    from akorn.experiments.sudoku.models import SudokuAKOrN
 
     torch.manual_seed(0)
     model = SudokuAKOrN(channels=16, heads=2, steps=2, compile=True).eval()
@@ -562,8 +555,8 @@ def test_deep_copy_of_a_compiled_model_runs_its_own_weights():
     noise = torch.randn(2, 81, 16)
     with torch.no_grad():
         torch.testing.assert_close(twin(quiz, noise=noise), eager(quiz, noise=noise), rtol=1e-4, atol=1e-4)
-        x = twin.kuramoto.to_state(torch.randn(2, 81, 16))
-        torch.testing.assert_close(twin._read_state_fn(x), eager.read_state(x), rtol=1e-4, atol=1e-4)
+        state = twin.start(quiz, noise=noise)
+        torch.testing.assert_close(twin.read(state), eager.read(eager.start(quiz, noise=noise)), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -590,7 +583,7 @@ def test_compiled_coupling_without_gradients_matches_eager(precision):
 
 
 def test_materialize_is_a_contiguous_copy_with_identity_gradient():
-    from akorn.materialize import materialize
+    from akorn.core.fast.materialize import materialize
 
     t = torch.randn(4, 6, dtype=torch.float64).t().requires_grad_()
     out = materialize(t)

@@ -7,12 +7,12 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from akorn.errors import UserError
-from akorn.objects import datasets
-from akorn.objects.augment import simclr_views
-from akorn.objects.experiment import ObjectsConfig, ObjectsExperiment, nt_xent
-from akorn.objects.masks import cluster_features, uptiled_features
-from akorn.objects.metrics import adjusted_rand_index, contact, fg_ari, mbo, scores_by_contact
-from akorn.objects.models import ImageAKOrN, ImageIterated
+from akorn.experiments.objects import datasets
+from akorn.experiments.objects.augment import simclr_views
+from akorn.experiments.objects.experiment import ObjectsConfig, ObjectsExperiment, nt_xent
+from akorn.experiments.objects.masks import cluster_features, uptiled_features
+from akorn.experiments.objects.metrics import adjusted_rand_index, contact, fg_ari, mbo, scores_by_contact
+from akorn.experiments.objects.models import ImageAKOrN, ImageIterated
 from tests.conftest import run_cli
 
 
@@ -195,13 +195,12 @@ def test_uptiling_reference_alignment_magnifies_like_the_reference_code():
 
 def test_eval_cli_offers_every_uptiling_mode():
     """The CLI lists its choices without importing torch; they must stay those of masks.py."""
-    import argparse
+    from akorn.cli import objects as cli
+    from akorn.cli.common import Parser, subcommands
+    from akorn.experiments.objects.masks import UPTILE_ALIGN, UPTILE_NOISE
 
-    from akorn.objects import cli
-    from akorn.objects.masks import UPTILE_ALIGN, UPTILE_NOISE
-
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers())
+    parser = Parser()
+    cli.add_parser(subcommands(parser), "objects", "objects")
     args = parser.parse_args(["objects", "eval", "RUN"])
     assert args.uptile_align == "reference" and args.uptile_noise == "independent"
     for mode in UPTILE_ALIGN:
@@ -268,7 +267,7 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert rep["weights"] == "raw" and rep["data"] == "tetrominoes (dense32)"
     r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
     assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
-    r = run_cli("objects", "eval", tmp_path / "t", "--k", "100")
+    r = run_cli("objects", "eval", tmp_path / "t", "--clusters", "100")
     assert r.returncode == 2 and "more than the 64 patches" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "data=mnist", f"out_dir={tmp_path}", "name=u")
     assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr

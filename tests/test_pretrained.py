@@ -5,9 +5,9 @@ from importlib import resources
 import pytest
 import torch
 
-from akorn import pretrained
-from akorn.sudoku import data as sdata
-from akorn.sudoku.solver import is_valid_solution
+from akorn.experiments import pretrained
+from akorn.experiments.sudoku import data as sdata
+from akorn.experiments.sudoku.solver import is_valid_solution
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.skipif(not pretrained.available(), reason="no shipped weights in this checkout")
@@ -37,13 +37,13 @@ def test_demo_and_solve_with_shipped_model(puzzle_csv):
 
 
 def test_shipped_models_run_at_their_recommended_even_t():
-    from akorn.sudoku.cli import default_steps
+    from akorn.cli.sudoku import default_steps
 
     for name in (pretrained.SUDOKU, pretrained.SUDOKU_CPU):
         model, record = pretrained.load_sudoku(name)
         # These models read the board out after an even number of steps (README: period two).
-        assert default_steps(model) == record["test_steps"] and record["test_steps"] % 2 == 0
-        assert record["test_steps"] != model.steps
+        assert default_steps(model) == record["eval_steps"] and record["eval_steps"] % 2 == 0
+        assert record["eval_steps"] != model.steps
 
 
 def test_the_cpu_trained_model_is_shipped_beside_it():

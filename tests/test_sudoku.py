@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from akorn.errors import UserError
-from akorn.sudoku import data as sdata
-from akorn.sudoku import solver
-from akorn.sudoku.inference import accuracy, predict, run_akorn
-from akorn.sudoku.models import SudokuAKOrN, SudokuIterated
+from akorn.experiments.sudoku import data as sdata
+from akorn.experiments.sudoku import solver
+from akorn.experiments.sudoku.inference import accuracy, predict, run_akorn
+from akorn.experiments.sudoku.models import SudokuAKOrN, SudokuIterated
 from tests.conftest import run_cli
 
 QUIZ = "200080300060070084030500209000105408000000000402706000301007040720040060004010003"
@@ -269,7 +269,7 @@ def test_stable_digits_exit_checks_on_the_row_s_own_schedule():
 def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
     """Once nothing waits, exits free slots one or a few at a time; the pool and its readouts
     keep to the ladder's sizes (idle slots run on unread), and every row ends as it would alone."""
-    from akorn.sudoku.inference import pool_sizes
+    from akorn.experiments.sudoku.inference import pool_sizes
 
     ladder = pool_sizes(100)
     assert ladder[0] == 100 and ladder[-1] == 1 and list(ladder) == sorted(set(ladder), reverse=True)
@@ -279,9 +279,9 @@ def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
     model = _settling_model()
     quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))]).repeat(7, 1)
     stepped, read = [], []
-    step, readout = model.kuramoto._step_fn, model._read_state_fn
-    model.kuramoto._step_fn = lambda x, *a: (stepped.append(x.shape[0]), step(x, *a))[1]
-    model._read_state_fn = lambda x: (read.append(x.shape[0]), readout(x))[1]
+    step, readout = model.kuramoto.advance, model.read
+    model.kuramoto.advance = lambda state: (stepped.append(len(state)), step(state))[1]
+    model.read = lambda state: (read.append(len(state)), readout(state))[1]
     T = 200
     ex = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=8, check_every=4, chunk=14)
     assert len(set(ex.ran.tolist())) >= 3 and int(ex.ran.max()) < T  # rows left at different steps
@@ -296,7 +296,7 @@ def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
 
 
 def test_valid_selection_prefers_a_grid_that_obeys_the_rules_and_stops_the_board():
-    from akorn.sudoku.inference import obeys_rules
+    from akorn.experiments.sudoku.inference import obeys_rules
 
     sol = torch.tensor([sdata.parse_grid(SOL)])
     assert obeys_rules(sol).tolist() == [True]
@@ -335,7 +335,7 @@ def test_solve_command_reports_bad_puzzles_and_wrong_answers(tmp_path, puzzle_cs
     r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", f"data={puzzle_csv}",
                 f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
     assert r.returncode == 0, r.stderr
-    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--K", "2", "--select", "energy", QUIZ, "123", "11" + QUIZ[2:])
+    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--candidates", "2", "--select", "energy", QUIZ, "123", "11" + QUIZ[2:])
     out = r.stdout
     assert "puzzle 2: not solved: argument:2: a puzzle has 81 cells" in out
     assert "puzzle 3: not solved" in out and "contradictory clues" in out
@@ -362,19 +362,19 @@ def test_stratified_subset():
 
 
 def test_eval_and_solve_reject_bad_k_t_chunk_and_exit_options(tmp_path, puzzle_csv):
-    r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--K", "0")
-    assert r.returncode == 2 and "--K must be a positive integer" in r.stderr
-    r = run_cli("sudoku", "solve", "--T", "-3", QUIZ)
-    assert r.returncode == 2 and "--T must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--candidates", "0")
+    assert r.returncode == 2 and "--candidates must be a positive integer" in r.stderr
+    r = run_cli("sudoku", "solve", "--steps", "-3", QUIZ)
+    assert r.returncode == 2 and "--steps must be a positive integer" in r.stderr
     r = run_cli("sudoku", "solve", "--check-every", "0", QUIZ)
     assert r.returncode == 2 and "--check-every must be a positive integer" in r.stderr
     r = run_cli("sudoku", "eval", tmp_path, "--data", puzzle_csv, "--stable", "-4")
     assert r.returncode == 2 and "--stable must be 0 (off)" in r.stderr
     r = run_cli("sudoku", "solve", "--tol", "nan", QUIZ)
     assert r.returncode == 2 and "--tol must be 0 (off)" in r.stderr
-    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16,x")
+    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--steps", "16,x")
     assert r.returncode == 2 and "comma-separated positive integers" in r.stderr
-    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--T", "16", "--chunk", "0")
+    r = run_cli("sudoku", "extension", "pretrained", "--data", puzzle_csv, "--steps", "16", "--chunk", "0")
     assert r.returncode == 2 and "--chunk must be positive" in r.stderr
 
 
@@ -382,7 +382,7 @@ def test_eval_picks_a_checkpoint_and_a_device(tmp_path, puzzle_csv):
     r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", "checkpoint_every=1",
                 f"data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
     assert r.returncode == 0, r.stderr
-    args = ("sudoku", "eval", tmp_path / "m", "--data", puzzle_csv, "--T", "2")
+    args = ("sudoku", "eval", tmp_path / "m", "--data", puzzle_csv, "--steps", "2")
     r = run_cli(*args, "--step", "1", "--device", "cpu", "--json", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["step"] == 1

@@ -25,7 +25,7 @@ def test_waves_outputs(tmp_path):
     mask[3:9, 3:9] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "out"
-    r = run_cli("viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "mask.png", "--T", "10",
+    r = run_cli("viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "mask.png", "--steps", "10",
                 "--kernel", "3", "--out", out)
     assert r.returncode == 0, r.stderr
     frames = _gif_frames(out / "waves.gif")
@@ -40,7 +40,7 @@ def test_waves_outputs(tmp_path):
 
 
 def test_waves_default_image_runs_offline(tmp_path):
-    r = run_cli("viz", "waves", "--size", "16", "--T", "4", "--N", "4", "--out", tmp_path)
+    r = run_cli("viz", "waves", "--size", "16", "--steps", "4", "--n", "4", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert _gif_frames(tmp_path / "waves.gif").shape[0] == 5
 
@@ -54,7 +54,7 @@ def test_waves_bad_input(tmp_path):
     r = run_cli("viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "m.png", "--out", tmp_path / "o")
     assert r.returncode == 2 and "mask" in r.stderr and "5x5" in r.stderr
     (tmp_path / "file").write_text("")
-    r = run_cli("viz", "waves", "--out", tmp_path / "file" / "sub", "--T", "2", "--size", "8")
+    r = run_cli("viz", "waves", "--out", tmp_path / "file" / "sub", "--steps", "2", "--size", "8")
     assert r.returncode == 2 and "cannot be written" in r.stderr
 
 
@@ -76,13 +76,13 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
                 f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
     assert r.returncode == 0, r.stderr
     out = tmp_path / "viz"
-    r = run_cli("viz", "sudoku", "--model", tmp_path / "m", "--T", "6", "--out", out)
+    r = run_cli("viz", "sudoku", "--model", tmp_path / "m", "--steps", "6", "--out", out)
     assert r.returncode == 0, r.stderr
     frames = _gif_frames(out / "sudoku.gif")
     assert frames.shape[0] == 7 and frames.shape[1] == 9 * 28
     assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 0
     ext = tmp_path / "ext"
-    r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--T", "2,4", "--limit", "5", "--out", ext,
+    r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--steps", "2,4", "--limit", "5", "--out", ext,
                 "--precision", "bf16")
     assert r.returncode == 0, r.stderr
     table = (ext / "table.md").read_text()
@@ -112,7 +112,7 @@ def test_objects_viz_states_and_masks_over_steps(tmp_path):
 
 
 def test_accuracy_curves_of_one_run_at_other_steps_join_and_repeats_stay_apart():
-    from akorn.viz.cli import merge_curves
+    from akorn.cli.viz import merge_curves
 
     results = merge_curves({}, {"a": {"16": 0.5, "32": 0.6}, "b": {"1": 0.9}}, "x.json")
     merge_curves(results, {"b": {"4": 0.1, "2": 0.4}, "a": {"16": 0.55}}, "y.json")

@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from akorn.errors import UserError
-from akorn.files import read_json
+from akorn.engine.files import read_json
 
 STATE_FILE = "state.json"
 
@@ -73,8 +73,8 @@ def save_checkpoint(root: Path, step: int, model_sd: dict, ema_sd: dict | None, 
     """Write ``root/step-<8-digit step>`` atomically and keep only the newest ``keep`` checkpoints."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:08d}"
-    tmp = root / f"step-{step:08d}.tmp"
+    final = root / checkpoint_name(step)
+    tmp = root / f"{checkpoint_name(step)}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -99,12 +99,36 @@ def save_checkpoint(root: Path, step: int, model_sd: dict, ema_sd: dict | None, 
     return final
 
 
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint saved after optimizer step ``step``."""
+    return f"step-{step:08d}"
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a finished checkpoint folder's name (``step-00000100`` -> 100); None for anything else."""
+    name = Path(path).name
+    prefix, _, digits = name.partition("-")
+    if prefix != "step" or not digits.isdigit():
+        return None
+    return int(digits)
+
+
 def list_checkpoints(root: Path) -> list[Path]:
+    """Finished checkpoint folders under ``root``, oldest first."""
     root = Path(root)
     if not root.is_dir():
         return []
-    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and not p.name.endswith(".tmp")]
-    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+    done = [p for p in root.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
+    return sorted(done, key=checkpoint_step)
+
+
+EMA_COUNT_KEY = "__n_averaged"  # the EMA's update count, stored beside its weights
+
+
+def ema_model_weights(sd: dict) -> dict:
+    """The model weights inside an EMA state dict: without the update count and without the
+    ``module.`` prefix that ``AveragedModel`` or a DDP wrapper adds."""
+    return {k.removeprefix("module."): v for k, v in sd.items() if k != EMA_COUNT_KEY}
 
 
 def load_weights(path: Path) -> dict:

@@ -27,7 +27,6 @@ class DistInfo:
         return self.world > 1
 
 
-DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -29,7 +29,7 @@ from akorn.engine import checkpoint as ck
 from akorn.engine.config import to_dict
 from akorn.engine.distributed import (DistInfo, all_reduce_mean, barrier, init_distributed, pick_device)
 from akorn.errors import UserError
-from akorn.files import ensure_writable_dir, read_json
+from akorn.engine.files import ensure_writable_dir, read_json
 
 
 @dataclass
@@ -201,6 +201,14 @@ class RunFolder:
         os.replace(tmp, self.metrics)
 
 
+def total_grad_norm(params) -> torch.Tensor:
+    """The 2-norm of all gradients together (what clipping would measure), on their device."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -221,14 +229,12 @@ def ema_decay_at(cfg: TrainConfig, done: int) -> float:
 
 
 def ema_state(ema) -> dict:
-    return {**ema.module.state_dict(), "__n_averaged": ema.n_averaged.detach().clone().reshape(1)}
+    return {**ema.module.state_dict(), ck.EMA_COUNT_KEY: ema.n_averaged.detach().clone().reshape(1)}
 
 
 def load_ema_state(ema, sd: dict):
-    sd = dict(sd)
-    n = sd.pop("__n_averaged")
-    ema.module.load_state_dict(sd)
-    ema.n_averaged.copy_(n.reshape(()))
+    ema.module.load_state_dict(ck.ema_model_weights(sd))
+    ema.n_averaged.copy_(sd[ck.EMA_COUNT_KEY].reshape(()))
 
 
 def load_init_weights(model: nn.Module, source: str):
@@ -241,8 +247,7 @@ def load_init_weights(model: nn.Module, source: str):
         path = found
     if path.is_dir():
         loaded = ck.load_checkpoint(path)
-        sd = loaded["ema"] if loaded["ema"] is not None else loaded["model"]
-        sd = {k: v for k, v in sd.items() if k != "__n_averaged"}
+        sd = ck.ema_model_weights(loaded["ema"]) if loaded["ema"] is not None else loaded["model"]
     elif path.suffix == ".safetensors":
         sd = ck.load_weights(path)
     else:
@@ -372,7 +377,7 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
         if cfg.clip_grad > 0:
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
         else:
-            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            gnorm = total_grad_norm(params)
         # Metrics stay on the device until they are logged: a float() here would make the host
         # wait for the GPU at every step.
         metrics["grad_norm"] = gnorm.detach()
@@ -431,7 +436,7 @@ def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = Non
     if ckpt_path is None:
         raise UserError(f"run folder {run.path} has no checkpoint")
     if step is not None:
-        saved = {int(p.name.split("-")[1]): p for p in ck.list_checkpoints(run.checkpoints)}
+        saved = {ck.checkpoint_step(p): p for p in ck.list_checkpoints(run.checkpoints)}
         if step not in saved:
             raise UserError(f"run folder {run.path} has no checkpoint at step {step}; "
                             f"it has steps {', '.join(map(str, sorted(saved)))}")
@@ -439,9 +444,7 @@ def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = Non
     loaded = ck.load_checkpoint(ckpt_path)
     model = experiment.build_model(cfg)
     if use_ema and loaded["ema"] is not None:
-        sd = dict(loaded["ema"])
-        sd.pop("__n_averaged", None)
-        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+        sd = ck.ema_model_weights(loaded["ema"])
     else:
         sd = loaded["model"]
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from akorn.objects.masks import cluster_features, upsample_labels
 from akorn.viz.media import upscale
 from akorn.viz.projection import hsv_to_rgb, project_states
 
@@ -22,12 +21,9 @@ def label_colours(labels: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def masks_over_steps(model, layer: int, traj: torch.Tensor, k: int, image_size: int, seed: int = 0) -> np.ndarray:
-    """Cluster the layer's readout of the state at every step: (T+1, S, S, 3) mask frames."""
-    readout = model.readouts[layer]
-    frames = []
-    for x in traj:
-        feats = readout(x[None])[0]
-        labels = upsample_labels(cluster_features(feats, k, seed=seed), (image_size, image_size))
-        frames.append(label_colours(labels))
+def masks_over_steps(readout, traj: torch.Tensor, segment, image_size: int) -> np.ndarray:
+    """The readout of the state at every step, segmented: ``(T+1, S, S, 3)`` mask frames.
+
+    ``segment(features (C, h, w)) -> (S, S)`` integer labels (the experiment's clustering)."""
+    frames = [label_colours(segment(readout(x[None])[0])) for x in traj]
     return upscale(np.stack(frames), max(1, 160 // image_size))

@@ -4,26 +4,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from akorn.oscillators import normalize
 
 
 @torch.no_grad()
 def trace_board(model, quiz: torch.Tensor, steps: int, seed: int = 0):
-    """States ``(T+1, 81, C)``, decoded digits ``(T+1, 81)`` and energies ``(T,)`` (E of each state before its update)."""
-    layer = model.kuramoto
-    quiz = quiz.view(1, 81).long()
-    c = model.stimulus(quiz)
-    x = normalize(model.initial_state(quiz, c, torch.Generator().manual_seed(seed)), layer.n, -1)
-    omega, gamma = layer.omega(), layer.gamma
-    states, digits, energies = [x[0]], [model.decode(x).argmax(-1)[0] + 1], []
-    xs, cs = layer.to_state(x), layer.to_state(c)
-    for _ in range(steps):
-        xs, e = layer.step(xs, cs, omega, gamma)
-        x = layer.from_state(xs)
-        states.append(x[0])
-        digits.append(model.decode(x).argmax(-1)[0] + 1)
+    """States ``(T+1, 81, C)``, decoded digits ``(T+1, 81)`` and voting energies ``(T,)`` (E of each state
+    before its update) of a Sudoku model with ``start``, ``decode`` and a ``kuramoto`` layer."""
+    state = model.start(quiz.view(1, 81).long(), torch.Generator().manual_seed(seed))
+    states, energies = [state.x[0]], []
+    for state, e in model.kuramoto.iterate(state, steps):
+        states.append(state.x[0])
         energies.append(float(e[0]))
-    return torch.stack(states), torch.stack(digits), np.array(energies)
+    states = torch.stack(states)
+    return states, model.decode(states).argmax(-1) + 1, np.array(energies)
 
 
 def render_frames(colours: np.ndarray, digits: torch.Tensor, quiz: torch.Tensor, solution: torch.Tensor | None,

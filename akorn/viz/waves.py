@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from akorn.errors import UserError
-from akorn.kuramoto import KuramotoLayer
-from akorn.oscillators import order_parameter
+from akorn.core.layer import KuramotoLayer
+from akorn.core.oscillators import order_parameter
 
 
 def default_image(size: int = 64) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The per-oscillator part of one Kuramoto step as a single autograd function.
+"""The per-oscillator part of one Kuramoto step as a single autograd function, and as plain expressions.
 
 Given the state ``x`` and the pull ``y = J(x) + c`` (both in the layer's native layout),
 computes::
@@ -11,13 +11,15 @@ Autograd over the plain expression stores about twice as many full-size tensors 
 about twice as many passes over them in the backward as the hand-derived gradient below,
 and in eager mode on a CPU those passes cost as much as the matmuls. ``torch.compile``
 fuses the plain expression instead, so :class:`akorn.KuramotoLayer` uses this function only
-in eager mode. Both give the same values and gradients (``tests/test_kuramoto.py``).
+in eager mode (:mod:`akorn.core.fast` chooses). Both give the same values and gradients as
+:func:`akorn.core.maths.kuramoto_step` (``tests/test_kuramoto.py``).
 """
 from __future__ import annotations
 
 import torch
 
-from akorn.oscillators import clamped_norm, merge_oscillators, split_oscillators, swap_oscillator_pairs
+from akorn.core.fast.layout import flipped_pair_swap, merge_oscillators, split_oscillators, stacked_pair_swap
+from akorn.core.oscillators import clamped_norm
 
 
 def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool, planar: bool = False):
@@ -27,7 +29,7 @@ def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool, plana
     xy = (xs * ys).sum(d, keepdim=True)
     dx = ys - xy * xs
     if w is not None:
-        dx = dx + split_oscillators(w * swap_oscillator_pairs(x, n, channel_dim, planar), n, channel_dim, planar)[0]
+        dx = dx + split_oscillators(w * flipped_pair_swap(x, n, channel_dim, planar), n, channel_dim, planar)[0]
     if identity:
         dx = dx + xs
     u = xs + gamma * dx
@@ -43,7 +45,7 @@ class _FusedUpdate(torch.autograd.Function):
         xy = (xs * ys).sum(d, keepdim=True)
         dx = torch.addcmul(ys, xy, xs, value=-1)
         if w is not None:
-            dx.add_(split_oscillators(w * swap_oscillator_pairs(x, n, channel_dim, planar), n, channel_dim, planar)[0])
+            dx.add_(split_oscillators(w * stacked_pair_swap(x, n, channel_dim, planar), n, channel_dim, planar)[0])
         if identity:
             dx.add_(xs)
         u = torch.addcmul(xs, dx, gamma)
@@ -61,7 +63,7 @@ class _FusedUpdate(torch.autograd.Function):
         xs, _ = split_oscillators(x, n, cdim, planar)
         ys, _ = split_oscillators(y, n, cdim, planar)
         merge = lambda t: merge_oscillators(t, d, planar)  # noqa: E731
-        swap = lambda t: swap_oscillator_pairs(t, n, cdim, planar)  # noqa: E731
+        swap = lambda t: stacked_pair_swap(t, n, cdim, planar)  # noqa: E731
         # Through the normalisation: gu = (g - <g, x_next> x_next) / |u|.
         if g_out is None:
             gu = torch.zeros_like(xs)
@@ -105,14 +107,6 @@ def _sum_to(t: torch.Tensor, shape) -> torch.Tensor:
     return t.sum(dims, keepdim=True) if dims else t
 
 
-def kuramoto_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True,
-                    planar: bool = False):
-    """Next state and the energy of the current one; see the module docstring.
-
-    ``w``: rotation coefficients from :func:`akorn.oscillators.rotation_coefficients`, or None without Ω.
-    ``fused``: use the hand-derived backward (eager mode) or plain autograd.
-    ``planar``: x, y and w are in :func:`akorn.oscillators.to_planar` channel order.
-    """
-    if fused and not torch.compiler.is_compiling():
-        return _FusedUpdate.apply(x, y, w, gamma, n, channel_dim, identity, planar)
-    return plain_update(x, y, w, gamma, n, channel_dim, identity, planar)
+def fused_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, planar: bool = False):
+    """Next state and the energy of the current one, with the hand-derived backward (eager mode)."""
+    return _FusedUpdate.apply(x, y, w, gamma, n, channel_dim, identity, planar)

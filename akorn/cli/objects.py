@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from akorn.engine.distributed import DEVICE_HELP
+from akorn.cli.common import DEVICE_HELP, subcommands, train_parser
 from akorn.errors import UserError
 
 
-def add_parser(sub):
-    p = sub.add_parser("objects", help="unsupervised object discovery: train, evaluate masks")
-    s = p.add_subparsers(dest="action", required=True)
-    t = s.add_parser("train", help="SimCLR training (key=value overrides, e.g. preset=cpu data=tetrominoes)")
-    t.add_argument("--config")
-    t.add_argument("--resume", metavar="RUN_DIR")
-    t.add_argument("overrides", nargs="*")
+def add_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    s = subcommands(p)
+    t = train_parser(s, "train", "SimCLR training (e.g. preset=cpu data=tetrominoes)")
     t.set_defaults(func=cmd_train)
     e = s.add_parser("eval", help="FG-ARI and MBO of a run's masks on its test split, plus a figure grid")
     e.add_argument("run")
@@ -27,7 +24,7 @@ def add_parser(sub):
     e.add_argument("--uptile-align", choices=("corner", "centre", "reference"), default="reference",
                    help="where a patch's feature lands in the denser map: its corner, its centre, or the "
                         "reference code's resized-image windows")
-    e.add_argument("--k", type=int, default=0, help="clusters (default: the dataset's)")
+    e.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
     e.add_argument("--method", choices=["agglomerative", "kmeans"], default=None)
     e.add_argument("--limit", type=int, default=0, help="first N test images only")
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
@@ -43,7 +40,7 @@ def add_parser(sub):
 def cmd_train(args):
     from akorn.engine.config import from_dict, resolve
     from akorn.engine.trainer import RunFolder, train
-    from akorn.objects.experiment import PRESETS, ObjectsConfig, ObjectsExperiment
+    from akorn.experiments.objects.experiment import PRESETS, ObjectsConfig, ObjectsExperiment
 
     exp = ObjectsExperiment()
     base = None
@@ -80,8 +77,8 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
 def cmd_eval(args):
     from akorn.engine.distributed import pick_device
     from akorn.engine.trainer import load_run
-    from akorn.objects.experiment import ObjectsExperiment, evaluate_masks
-    from akorn.objects.metrics import scores_by_contact
+    from akorn.experiments.objects.experiment import ObjectsExperiment, evaluate_masks
+    from akorn.experiments.objects.metrics import scores_by_contact
 
     exp = ObjectsExperiment()
     model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
@@ -89,7 +86,7 @@ def cmd_eval(args):
     ds = exp.test_data(cfg)
     if args.limit:
         ds = ds[: args.limit]
-    k = args.k or exp.clusters(cfg)
+    k = args.clusters or exp.clusters(cfg)
     h = model.grid[0] * max(1, args.uptile)
     if k > h * h:
         raise UserError(f"k={k} clusters is more than the {h * h} patches of the feature map")

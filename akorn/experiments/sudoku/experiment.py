@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
-from akorn.sudoku import data as sdata
-from akorn.sudoku.inference import accuracy, predict
-from akorn.sudoku.models import build
+from akorn.experiments.sudoku import data as sdata
+from akorn.experiments.sudoku.inference import accuracy, predict
+from akorn.experiments.sudoku.models import build
 
 
 @dataclass

@@ -9,29 +9,27 @@ from pathlib import Path
 
 import torch
 
-from akorn.engine.distributed import DEVICE_HELP
+from akorn.cli.common import DEVICE_HELP, subcommands, train_parser
+from akorn.engine.files import ensure_writable_dir
 from akorn.errors import UserError
-from akorn.files import ensure_writable_dir
-from akorn.sudoku.inference import SELECTS
+from akorn.experiments.sudoku.inference import SELECTS
+from akorn.experiments.sudoku.loading import default_steps, format_grid, load_model
 
 
-def add_parser(sub):
-    p = sub.add_parser("sudoku", help="Sudoku reasoning: train, evaluate, solve, generate puzzles")
-    s = p.add_subparsers(dest="action", required=True)
+def add_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    s = subcommands(p)
 
-    t = s.add_parser("train", help="train a Sudoku model (key=value overrides, e.g. preset=cpu epochs=5)")
-    t.add_argument("--config", help="YAML file of key: value overrides")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("overrides", nargs="*", help="key=value config overrides")
+    t = train_parser(s, "train", "train a Sudoku model (e.g. preset=cpu epochs=5)")
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="evaluate a run's checkpoint (EMA weights) from its folder alone")
     e.add_argument("run", help="run folder, or 'pretrained' for the shipped model ('pretrained:NAME' for another)")
     e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
     e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
-    e.add_argument("--T", type=int, default=None,
-                   help="Kuramoto steps at test time (default: a shipped model's recommended T, else as trained)")
-    e.add_argument("--K", type=int, default=1, help="random initial states per board")
+    e.add_argument("--steps", type=int, default=None, renamed_from=("--T",), help=STEPS_HELP)
+    e.add_argument("--candidates", type=int, default=1, renamed_from=("--K",),
+                   help="random initial states per board (K)")
     e.add_argument("--select", choices=SELECTS, default="energy", help=SELECT_HELP)
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
     add_exit_options(e)
@@ -52,9 +50,8 @@ def add_parser(sub):
     v.add_argument("puzzles", nargs="*")
     v.add_argument("--file", help="file of puzzles, one a line ('-' for stdin)")
     v.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
-    v.add_argument("--T", type=int, default=None,
-                   help="Kuramoto steps (default: a shipped model's recommended T, else as trained)")
-    v.add_argument("--K", type=int, default=16, help="random starts per puzzle")
+    v.add_argument("--steps", type=int, default=None, renamed_from=("--T",), help=STEPS_HELP)
+    v.add_argument("--candidates", type=int, default=16, renamed_from=("--K",), help="random starts per puzzle (K)")
     v.add_argument("--select", choices=SELECTS, default="valid", help=SELECT_HELP)
     add_exit_options(v)
     v.add_argument("--seed", type=int, default=0)
@@ -83,8 +80,8 @@ def add_parser(sub):
     xp.add_argument("--eval", action="append", default=[], metavar="JSON",
                     help="eval reports (from 'akorn sudoku eval --json') to record with the weights")
     xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
-    xp.add_argument("--test-steps", type=int, default=0, metavar="T",
-                    help="recommended T at test time, recorded for solve, demo and eval (0: the training T)")
+    xp.add_argument("--eval-steps", type=int, default=0, metavar="T", renamed_from=("--test-steps",),
+                    help="recommended Kuramoto steps at test time, recorded for solve, demo and eval (0: the training T)")
     xp.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
                     help="storage type of the floating-point weights (fp16 halves the file; loading casts back)")
     xp.set_defaults(func=cmd_export)
@@ -93,7 +90,8 @@ def add_parser(sub):
     x.add_argument("runs", nargs="+", help="run folders (or 'pretrained')")
     x.add_argument("--data", required=True)
     x.add_argument("--split", default="test")
-    x.add_argument("--T", default="16,32,64,128,256,512", help="comma-separated T_eval values")
+    x.add_argument("--steps", default="16,32,64,128,256,512", renamed_from=("--T",),
+                   help="comma-separated numbers of Kuramoto steps to evaluate at")
     x.add_argument("--limit", type=int, default=0)
     x.add_argument("--per-givens", type=int, default=0, metavar="N", help="first N boards of every number of givens")
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
@@ -104,6 +102,7 @@ def add_parser(sub):
     x.set_defaults(func=cmd_extension)
 
 
+STEPS_HELP = "Kuramoto steps T at test time (default: a shipped model's recommended T, else as trained)"
 SELECT_HELP = ("which start's answer to keep: energy = the lowest energy (the paper's voting); confidence = the "
                "most confident readout; valid = a grid that obeys every rule, the board stopping at the first "
                "one (the most confident start when none does)")
@@ -120,32 +119,10 @@ def add_exit_options(p):
                         "even for models that read out after even steps)")
 
 
-def load_model(spec: str, overrides=None, compile: bool = False, device: str = "cpu", step: int | None = None):
-    """A trained model from a run folder or the shipped one, on ``device``; the compiled step only when asked for."""
-    from akorn import pretrained
-    from akorn.engine.distributed import pick_device
-    from akorn.engine.trainer import load_run
-    from akorn.sudoku.experiment import SudokuExperiment
-
-    where = pick_device(device)
-    if spec == "pretrained" or spec.startswith("pretrained:"):
-        if step is not None:
-            raise UserError("--step applies to run folders, not to a shipped model")
-        model, record = pretrained.load_sudoku(spec.partition(":")[2] or pretrained.SUDOKU, compile=compile)
-        return model.to(where), record["config"].get("model", "akorn")
-    model, cfg, _ = load_run(SudokuExperiment(), spec, [f"compile={compile}", *(overrides or [])], step=step)
-    return model.to(where), cfg.model
-
-
-def default_steps(model) -> int:
-    """T when none is given: a shipped model's recommended T (``test_steps`` in its record), else the training T."""
-    return getattr(model, "test_steps", None) or model.steps
-
-
 def cmd_train(args):
     from akorn.engine.config import from_dict, resolve
     from akorn.engine.trainer import RunFolder, train
-    from akorn.sudoku.experiment import PRESETS, SudokuConfig, SudokuExperiment
+    from akorn.experiments.sudoku.experiment import PRESETS, SudokuConfig, SudokuExperiment
 
     exp = SudokuExperiment()
     if args.resume:
@@ -159,7 +136,7 @@ def cmd_train(args):
 
 def check_inference_args(args):
     """Positive K, T, chunk and check interval, non-negative --stable and --tol, or a one-line error (before any model is loaded)."""
-    for name in ("K", "T", "chunk", "check_every"):
+    for name in ("candidates", "steps", "chunk", "check_every"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
@@ -171,14 +148,14 @@ def check_inference_args(args):
 
 
 def _eval_report(model, ds, args) -> dict:
-    from akorn.sudoku.inference import accuracy, predict
+    from akorn.experiments.sudoku.inference import accuracy, predict
 
     t0 = time.time()
-    pred = predict(model, ds.quiz, steps=args.T or default_steps(model), candidates=args.K, select=args.select, energy_reduce=args.energy,
+    pred = predict(model, ds.quiz, steps=args.steps or default_steps(model), candidates=args.candidates, select=args.select, energy_reduce=args.energy,
                    chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision, stable=args.stable,
                    check_every=args.check_every)
     acc = accuracy(pred.digits, ds.solution, ds.quiz)
-    acc.update(seconds=round(time.time() - t0, 2), T=args.T or default_steps(model), K=args.K, select=args.select,
+    acc.update(seconds=round(time.time() - t0, 2), steps=args.steps or default_steps(model), candidates=args.candidates, select=args.select,
                energy=args.energy, tol=args.tol, stable=args.stable, check_every=args.check_every,
                mean_steps_run=pred.steps_run, valid_grids=float(pred.valid.float().mean()), chunk=args.chunk,
                precision=args.precision, data=args.data)
@@ -186,7 +163,7 @@ def _eval_report(model, ds, args) -> dict:
 
 
 def cmd_eval(args):
-    from akorn.sudoku import data as sdata
+    from akorn.experiments.sudoku import data as sdata
 
     check_inference_args(args)
     model, _ = load_model(args.run, args.overrides, args.compile, args.device, args.step)
@@ -197,7 +174,7 @@ def cmd_eval(args):
         ds = ds[: args.limit]
     rep = _eval_report(model, ds, args)
     rep.update(run=args.run, step=args.step)
-    print(f"boards {rep['boards']}  T={rep['T']}  K={rep['K']}  select={rep['select']}  ({rep['seconds']} s, "
+    print(f"boards {rep['boards']}  steps={rep['steps']}  candidates={rep['candidates']}  select={rep['select']}  ({rep['seconds']} s, "
           f"{rep['mean_steps_run']:.1f} steps per start)")
     print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%   "
           f"grids obeying the rules {100 * rep['valid_grids']:.2f}%")
@@ -208,20 +185,10 @@ def cmd_eval(args):
         Path(args.json).write_text(json.dumps(rep, indent=2))
 
 
-def format_grid(grid) -> str:
-    lines = []
-    for r in range(9):
-        if r and r % 3 == 0:
-            lines.append("------+-------+------")
-        row = grid[9 * r : 9 * r + 9]
-        lines.append(" | ".join(" ".join(str(d) if d else "." for d in row[i : i + 3]) for i in (0, 3, 6)))
-    return "\n".join(lines)
-
-
 def cmd_solve(args):
-    from akorn.sudoku import data as sdata
-    from akorn.sudoku.inference import predict
-    from akorn.sudoku.solver import is_valid_solution
+    from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku.inference import predict
+    from akorn.experiments.sudoku.solver import is_valid_solution
 
     check_inference_args(args)
     lines = list(args.puzzles)
@@ -240,7 +207,7 @@ def cmd_solve(args):
     digits = None
     if good:
         model, _ = load_model(args.model, device=args.device)
-        digits = predict(model, torch.tensor(good), steps=args.T or default_steps(model), candidates=args.K,
+        digits = predict(model, torch.tensor(good), steps=args.steps or default_steps(model), candidates=args.candidates,
                          select=args.select, seed=args.seed, tol=args.tol, stable=args.stable,
                          check_every=args.check_every).digits.tolist()
     it = iter(digits or [])
@@ -265,7 +232,7 @@ def cmd_solve(args):
 
 
 def cmd_generate(args):
-    from akorn.sudoku import data as sdata
+    from akorn.experiments.sudoku import data as sdata
 
     try:
         lo, hi = (int(v) for v in args.givens.split("-"))
@@ -281,21 +248,21 @@ def cmd_generate(args):
 
 
 def cmd_download(args):
-    from akorn.sudoku import data as sdata
+    from akorn.experiments.sudoku import data as sdata
 
     print(sdata.download(args.name, args.data_dir))
 
 
 def cmd_extension(args):
-    from akorn.sudoku import data as sdata
-    from akorn.sudoku.inference import accuracy, predict
+    from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku.inference import accuracy, predict
 
     try:
-        ts = [int(t) for t in args.T.split(",")]
+        ts = [int(t) for t in args.steps.split(",")]
     except ValueError:
-        raise UserError(f"--T must be comma-separated positive integers, got {args.T!r}") from None
+        raise UserError(f"--steps must be comma-separated positive integers, got {args.steps!r}") from None
     if min(ts) < 1 or args.chunk < 1:
-        raise UserError(f"--T values and --chunk must be positive, got --T {args.T} --chunk {args.chunk}")
+        raise UserError(f"--steps values and --chunk must be positive, got --steps {args.steps} --chunk {args.chunk}")
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
         ds = sdata.stratified(ds, args.per_givens)
@@ -333,16 +300,17 @@ def cmd_extension(args):
 def cmd_export(args):
     from safetensors.torch import save_file
 
+    from akorn.engine.checkpoint import checkpoint_step
     from akorn.engine.trainer import RunFolder, load_run
-    from akorn.sudoku.experiment import SudokuExperiment
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
 
-    if args.test_steps < 0:
-        raise UserError(f"--test-steps must be positive (or 0 for the training T), got {args.test_steps}")
+    if args.eval_steps < 0:
+        raise UserError(f"--eval-steps must be positive (or 0 for the training T), got {args.eval_steps}")
     model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
     run = RunFolder(Path(args.run))
     metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
     # Only the steps up to the exported checkpoint: a run may have gone on after it.
-    saved_step = int(ckpt.name.split("-")[1])
+    saved_step = checkpoint_step(ckpt)
     train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics
                      if m.get("split") == "train" and m.get("step", 0) <= saved_step)
     # A fine-tuned run records the run it started from, so the lineage of shipped weights is complete.
@@ -367,7 +335,7 @@ def cmd_export(args):
         "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
         "summary": args.summary,
         "stored_dtype": args.dtype,
-        "test_steps": args.test_steps or cfg.steps,
+        "eval_steps": args.eval_steps or cfg.steps,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

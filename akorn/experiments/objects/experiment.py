@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
-from akorn.objects import datasets
-from akorn.objects.augment import simclr_views
-from akorn.objects.masks import predict_masks
-from akorn.objects.metrics import fg_ari, mbo
-from akorn.objects.models import ImageAKOrN, ImageIterated
+from akorn.experiments.objects import datasets
+from akorn.experiments.objects.augment import simclr_views
+from akorn.experiments.objects.masks import predict_masks
+from akorn.experiments.objects.metrics import fg_ari, mbo
+from akorn.experiments.objects.models import ImageAKOrN, ImageIterated
 
 
 @dataclass

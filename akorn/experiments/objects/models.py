@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.kuramoto import KuramotoLayer
-from akorn.networks import IteratedNetwork
-from akorn.readout import Readout
+from akorn.core.layer import KuramotoLayer
+from akorn.core.networks import IteratedNetwork
+from akorn.core.readout import Readout
 
 
 class PatchEmbed(nn.Module):

@@ -28,8 +28,7 @@ from functools import lru_cache
 
 import torch
 
-from akorn.oscillators import normalize
-from akorn.sudoku.models import SudokuAKOrN
+from akorn.experiments.sudoku.models import SudokuAKOrN
 
 SELECTS = ("energy", "confidence", "valid")
 
@@ -121,7 +120,6 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     dev = quiz.device
     R = quiz.shape[0]
     slots = R if chunk is None else chunk
-    omega, gamma = layer.omega(), layer.gamma
     quiz = quiz.long()
     out = Trajectories(quiz.clone(), torch.full((R,), float("-inf"), device=dev),
                        torch.full((R,), float("inf"), device=dev), torch.zeros(R, dtype=torch.long, device=dev),
@@ -130,7 +128,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     checking = stable > 0 or stop_when_valid
     # Without exits every row of the pool entered together and leaves at T, so its T steps run
     # back to back, with no per-step look at the rows (each look waits for the device).
-    burst = steps if tol <= 0 and not checking else 1
+    steps_between_looks = steps if tol <= 0 and not checking else 1
 
     def waiting(limit: int) -> torch.Tensor:
         """The next rows to start, at most ``limit``, passing over the rows of solved boards."""
@@ -145,29 +143,27 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             n += new.numel()
         return torch.cat(got) if got else torch.empty(0, dtype=torch.long, device=dev)
 
-    def start(rows: torch.Tensor) -> dict:
-        """Pool entries for new rows: a fresh random start each, drawn in one call."""
-        q = quiz[rows]
-        cn = model.stimulus(q)
-        xn = layer.to_state(normalize(model.initial_state(q, cn, generator), layer.n, -1))
+    def start(rows: torch.Tensor):
+        """Oscillators and bookkeeping for new rows: a fresh random start each, drawn in one call."""
         z = torch.zeros(rows.numel(), device=dev)
-        return dict(ids=rows, x=xn, c=layer.to_state(cn), age=z.long(), total=z, prev_e=z, last_e=z, same=z,
-                    seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev))
+        return model.start(quiz[rows], generator), dict(
+            ids=rows, age=z.long(), total=z, prev_e=z, last_e=z, same=z,
+            seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev))
 
-    # The pool: each row's id, state, stimulus, age, energy sums and digits at its last check.
+    # The pool: the oscillators of every slot, and each row's id, age, energy sums and digits at its last check.
     nxt = 0
-    pool = start(waiting(slots))
+    states, pool = start(waiting(slots))
     settled = None
     while pool["ids"].numel():
-        ids, x, c, age = pool["ids"], pool["x"], pool["c"], pool["age"]
-        for _ in range(burst if steps > 0 else 0):
-            x_next, e = layer._step_fn(x, c, omega, gamma)
+        ids, age = pool["ids"], pool["age"]
+        for _ in range(steps_between_looks if steps > 0 else 0):
+            moved, e = layer.advance(states)
             e = e.float()
             pool["prev_e"] = torch.where(age == 0, e, pool["last_e"])
             pool["last_e"], pool["total"] = e, pool["total"] + e
             pool["age"] = age = age + 1
-            settled = (x_next - x).abs().flatten(1).amax(1) < tol if tol > 0 else None
-            pool["x"] = x = x_next
+            settled = (moved.data - states.data).abs().flatten(1).amax(1) < tol if tol > 0 else None
+            states = moved
         live = ids >= 0  # idle slots of a pool that is done refilling have id -1
         retire = (age >= steps) & live
         if settled is not None:
@@ -186,7 +182,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
                 others = torch.ones_like(retire)
                 others[rows] = False
                 rows_read = torch.cat([rows, others.nonzero().squeeze(1)[:pad]])
-            logits = model._read_state_fn(x[rows_read if pad else rows])[:n]
+            logits = model.read(states[rows_read if pad else rows])[:n]
             q = quiz[ids[rows]]
             digits[rows] = torch.where(q > 0, q, logits.argmax(-1) + 1)
             conf[rows] = _confidence(logits, q)
@@ -213,7 +209,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
         prev_e, last_e = pool["prev_e"][r], pool["last_e"][r]
         last, score = last_e, pool["total"][r] + 0.5 * (prev_e + last_e) * (steps - age[r]).float()
         if layer.energy_mode == "states":
-            last = layer.energy(x[r], c[r]).float()
+            last = layer.voting_energy(states[r]).float()
             score = score + last
         out.score[rid] = score if energy_reduce == "sum" else last
         # Waiting rows take the freed slots in place. Slots left over when none wait go idle, and
@@ -221,7 +217,9 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
         new = waiting(r.numel())
         if new.numel():
             at = r[: new.numel()]
-            for k, v in start(new).items():
+            new_states, new_pool = start(new)
+            states.put(at, new_states)
+            for k, v in new_pool.items():
                 pool[k][at] = v
         if new.numel() < r.numel():
             pool["ids"][r[new.numel():]] = -1
@@ -232,6 +230,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
                 keep = live.clone()
                 keep[(~live).nonzero().squeeze(1)[: size - n_live]] = True
                 pool = {k: v[keep] for k, v in pool.items()}
+                states = states[keep]
     return out
 
 

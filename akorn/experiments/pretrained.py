@@ -29,7 +29,7 @@ def available(name: str = SUDOKU) -> bool:
 
 def load_sudoku(name: str = SUDOKU, compile: bool = False):
     """The shipped Sudoku AKOrN (eval mode) and its training record."""
-    from akorn.sudoku.experiment import SudokuConfig, SudokuExperiment
+    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
     from akorn.engine.config import from_dict
 
     w, c = _files(name)
@@ -41,5 +41,5 @@ def load_sudoku(name: str = SUDOKU, compile: bool = False):
     model.load_state_dict(load_weights(w))
     model.eval()
     # The T its evaluations found best (an even one: these models read out after even steps).
-    model.test_steps = record.get("test_steps")
+    model.eval_steps = record.get("eval_steps", record.get("test_steps"))
     return model, record

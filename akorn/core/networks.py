@@ -13,8 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from akorn.coupling import attend
-from akorn.kuramoto import KuramotoLayer
+from akorn.core.fast import attend
+from akorn.core.layer import KuramotoLayer
 
 
 class KuramotoStack(nn.Module):

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from akorn.cli.common import subcommands
+from akorn.engine.files import ensure_writable_dir
 from akorn.errors import UserError
-from akorn.files import ensure_writable_dir
 
 
-def add_parser(sub):
-    p = sub.add_parser("viz", help="watch oscillators synchronise: waves, Sudoku dynamics, plots")
-    s = p.add_subparsers(dest="action", required=True)
+def add_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    s = subcommands(p)
 
     w = s.add_parser("waves", help="travelling waves of one Kuramoto layer driven by an image")
     w.add_argument("image", nargs="?", help="image file (default: a built-in picture)")
@@ -21,8 +22,8 @@ def add_parser(sub):
     w.add_argument("--size", type=int, default=64, help="resize the image to SIZE x SIZE (0: keep)")
     w.add_argument("--mask", help="mask image (non-zero = object); masked and unmasked runs side by side")
     w.add_argument("--threshold", type=float, help="object = pixels brighter than this (0..1), instead of --mask")
-    w.add_argument("--T", type=int, default=96, help="Kuramoto steps")
-    w.add_argument("--N", type=int, default=2, help="oscillator dimension")
+    w.add_argument("--steps", type=int, default=96, renamed_from=("--T",), help="Kuramoto steps")
+    w.add_argument("--n", type=int, default=2, renamed_from=("--N",), help="oscillator dimension N")
     w.add_argument("--oscillators", type=int, default=4, help="oscillators per pixel (channels = N x this)")
     w.add_argument("--kernel", type=int, default=9, help="conv coupling kernel size (odd)")
     w.add_argument("--gamma", type=float, default=0.5)
@@ -36,7 +37,8 @@ def add_parser(sub):
     k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
     k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
     k.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
-    k.add_argument("--T", type=int, default=None, help="steps (default: a shipped model's recommended T, else as trained)")
+    k.add_argument("--steps", type=int, default=None, renamed_from=("--T",),
+                   help="Kuramoto steps (default: a shipped model's recommended T, else as trained)")
     k.add_argument("--out", default="viz-sudoku")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--fps", type=int, default=8)
@@ -46,7 +48,7 @@ def add_parser(sub):
     o.add_argument("run", help="run folder of 'akorn objects train'")
     o.add_argument("--index", type=int, default=0, help="which test image")
     o.add_argument("--out", default="viz-objects")
-    o.add_argument("--k", type=int, default=0, help="clusters (default: the dataset's)")
+    o.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--fps", type=int, default=6)
     o.set_defaults(func=cmd_objects)
@@ -94,9 +96,9 @@ def cmd_waves(args):
         mask = image.mean(-1) > args.threshold
     if args.kernel < 1 or args.kernel % 2 == 0:
         raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
-    if args.T < 1:
-        raise UserError(f"--T must be positive, got {args.T}")
-    kw = dict(n=args.N, oscillators=args.oscillators, steps=args.T, kernel_size=args.kernel, gamma=args.gamma,
+    if args.steps < 1:
+        raise UserError(f"--steps must be positive, got {args.steps}")
+    kw = dict(n=args.n, oscillators=args.oscillators, steps=args.steps, kernel_size=args.kernel, gamma=args.gamma,
               omega=args.omega, seed=args.seed)
     try:
         runs = {"unmasked": waves.run_waves(image, None, **kw)}
@@ -106,7 +108,7 @@ def cmd_waves(args):
         raise UserError(str(e)) from None
     # colour all runs jointly so the same colour means the same state everywhere
     joint = torch.cat([r[0] for r in runs.values()], 1)
-    colours = _colour(joint, args.projection, args.N)
+    colours = _colour(joint, args.projection, args.n)
     T1 = colours.shape[0]
     panels = np.split(colours.reshape(T1, len(runs), H, W, 3), len(runs), axis=1)
     sep = np.ones((T1, H, 2, 3), np.float32)
@@ -122,7 +124,7 @@ def cmd_waves(args):
                       "energy against step")
     curves = {}
     for name, (states, _, _) in runs.items():
-        for k, v in waves.order_curves(states, args.N, mask).items():
+        for k, v in waves.order_curves(states, args.n, mask).items():
             curves[f"{name}: {k}"] = v
     plots.plot_curves(curves, out / "order.png", "step", "order parameter R", "synchrony against step")
     media.write_index(out, "akorn: travelling waves")
@@ -131,10 +133,10 @@ def cmd_waves(args):
 
 
 def cmd_sudoku(args):
-    from akorn.sudoku import data as sdata
-    from akorn.sudoku.cli import load_model, default_steps
-    from akorn.sudoku.models import SudokuAKOrN
-    from akorn.sudoku.solver import solve
+    from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku.loading import default_steps, load_model
+    from akorn.experiments.sudoku.models import SudokuAKOrN
+    from akorn.experiments.sudoku.solver import solve
     from akorn.viz import media, plots
     from akorn.viz.sudoku_viz import render_frames, trace_board
 
@@ -151,7 +153,7 @@ def cmd_sudoku(args):
         raise UserError("oscillator videos need an AKOrN model, not a baseline")
     sols = solve(quiz.tolist(), limit=1)
     solution = torch.tensor(sols[0]) if sols else None
-    states, digits, energies = trace_board(model, quiz, args.T or default_steps(model), args.seed)
+    states, digits, energies = trace_board(model, quiz, args.steps or default_steps(model), args.seed)
     colours = _colour(states, "pca", model.n)
     frames = render_frames(colours, digits, quiz, solution, energies)
     media.write_gif(frames, out / "sudoku.gif", args.fps)
@@ -211,8 +213,9 @@ def cmd_accuracy(args):
 
 def cmd_objects(args):
     from akorn.engine.trainer import load_run
-    from akorn.objects.experiment import ObjectsExperiment, to_float_images
-    from akorn.objects.models import ImageAKOrN
+    from akorn.experiments.objects.experiment import ObjectsExperiment, to_float_images
+    from akorn.experiments.objects.masks import cluster_features, upsample_labels
+    from akorn.experiments.objects.models import ImageAKOrN
     from akorn.viz import media, plots
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
@@ -225,7 +228,7 @@ def cmd_objects(args):
     if not 0 <= args.index < len(ds):
         raise UserError(f"--index must be in 0..{len(ds) - 1}")
     img = to_float_images(ds.images[args.index : args.index + 1])
-    k = args.k or exp.clusters(cfg)
+    k = args.clusters or exp.clusters(cfg)
     with torch.no_grad():
         _, trajectories = model.features(img, torch.Generator().manual_seed(args.seed), return_states=True)
     size = img.shape[-1]
@@ -233,9 +236,12 @@ def cmd_objects(args):
         frames = state_frames(traj[0], model.n, size)
         media.write_gif(frames, out / f"layer{layer + 1}-states.gif", args.fps)
         media.write_mp4(frames, out / f"layer{layer + 1}-states.mp4", args.fps)
-        masks = masks_over_steps(model, layer, traj[0], k, size, args.seed)
+        def segment(features):
+            return upsample_labels(cluster_features(features, k, seed=args.seed), (size, size))
+
+        masks = masks_over_steps(model.readouts[layer], traj[0], segment, size)
         media.write_gif(masks, out / f"layer{layer + 1}-masks.gif", args.fps)
-        from akorn.oscillators import order_parameter
+        from akorn.core.oscillators import order_parameter
 
         r = order_parameter(traj[0].flatten(2).transpose(1, 2), model.n, channel_dim=-1, dims=(1,))
         plots.plot_curves({f"layer {layer + 1}": r.numpy()}, out / f"layer{layer + 1}-order.png", "step",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.oscillators import clamped_norm
+from akorn.core.oscillators import clamped_norm
 
 # sqrt of the smallest normal float32: the norm's value where all N' entries are 0, where its gradient is 0
 _TINY = torch.finfo(torch.float32).tiny ** 0.5

@@ -13,15 +13,17 @@ generators on channel pairs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from akorn.coupling import AttentionCoupling, ConvCoupling
-from akorn.kuramoto_update import kuramoto_update
-from akorn.oscillators import from_planar, normalize, rotation_coefficients, to_planar
-from akorn.step_checkpoint import checkpointed_steps
+from akorn.core import fast
+from akorn.core.coupling import AttentionCoupling, ConvCoupling
+from akorn.core.fast.layout import from_planar, to_planar
+from akorn.core.fast.step_checkpoint import checkpointed_steps
+from akorn.core.oscillators import normalize, rotation_coefficients
 
 OMEGA_KINDS = ("global", "per_pair", "none", "identity")
 ENERGY_MODES = ("states", "reference")
@@ -38,6 +40,47 @@ class KuramotoResult(NamedTuple):
     x: torch.Tensor
     trajectory: torch.Tensor | None
     energy: torch.Tensor | None
+
+
+class OscillatorState:
+    """Oscillators in the middle of a run: the state, the stimulus that drives it, and the layer's ω and
+    γ for this run, in the layout the steps run in. Made by :meth:`KuramotoLayer.start`, stepped by
+    :meth:`KuramotoLayer.advance`.
+
+    ``x``: the state in the layout the layer was given. ``data`` and ``stimulus``: the tensors the
+    steps work on (their channel order is the layer's business). Rows can be taken (``state[rows]``)
+    and written (``state.put(rows, other)``), so a pool of trajectories can change while it runs.
+    """
+
+    __slots__ = ("layer", "data", "stimulus", "omega", "gamma", "_back")
+
+    def __init__(self, layer, data, stimulus, omega, gamma, back):
+        self.layer, self.data, self.stimulus, self.omega, self.gamma = layer, data, stimulus, omega, gamma
+        self._back = back
+
+    def replace(self, data: torch.Tensor) -> "OscillatorState":
+        """The same run with another state."""
+        return OscillatorState(self.layer, data, self.stimulus, self.omega, self.gamma, self._back)
+
+    def to_input_layout(self, data: torch.Tensor) -> torch.Tensor:
+        """A tensor in the step layout (``data``-like) in the layout the layer was given."""
+        return self._back(self.layer.from_step_layout(data))
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The state in the layout the layer was given: ``(B, C, H, W)`` or ``(B, L, C)``."""
+        return self.to_input_layout(self.data)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, rows) -> "OscillatorState":
+        return OscillatorState(self.layer, self.data[rows], self.stimulus[rows], self.omega, self.gamma, self._back)
+
+    def put(self, rows, other: "OscillatorState"):
+        """Write ``other``'s rows into ``rows`` of this state (in place)."""
+        self.data[rows] = other.data
+        self.stimulus[rows] = other.stimulus
 
 
 class KuramotoLayer(nn.Module):
@@ -67,13 +110,13 @@ class KuramotoLayer(nn.Module):
             each update, 0 for the initial state). Both have T+1 entries.
         state_layout: how the channels of the state are ordered in memory during the T steps,
             with identical results. ``"interleaved"``: as given, each oscillator's N channels
-            together. ``"planar"``: component-major (:func:`akorn.oscillators.to_planar`), so the
+            together. ``"planar"``: component-major (:func:`akorn.core.oscillators.to_planar`), so the
             per-oscillator sums and swaps vectorise over runs of C/N channels; the state and
             stimulus are reordered once per call and the coupling's projections are permuted
             to match. Needs a tokens-layout coupling that supports it (the attention coupling).
             ``"auto"``: planar where supported.
         checkpoint: keep only the state entering each step (one buffer) and recompute the steps, one
-            at a time, in the backward pass (:mod:`akorn.step_checkpoint`); one backward pass only.
+            at a time, in the backward pass (:mod:`akorn.core.fast.step_checkpoint`); one backward pass only.
         compile: ``torch.compile`` the step function (first call compiles).
         check_inputs: reject non-finite x or c at the call (one reduction per call).
     """
@@ -138,11 +181,7 @@ class KuramotoLayer(nn.Module):
         if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
             raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
         self.coupling = coupling
-        supports_planar = coupling.layout == "tokens" and getattr(coupling, "supports_planar", False)
-        if state_layout == "planar" and not supports_planar:
-            raise ValueError("state_layout='planar' needs a tokens-layout coupling with supports_planar "
-                             f"(the attention coupling), got {type(coupling).__name__}")
-        self.planar = supports_planar and state_layout != "interleaved"
+        self.planar = fast.planar_state(coupling, state_layout)
 
         if omega == "global":
             self.omega_param = nn.Parameter(torch.full((2,), omega_init / math.sqrt(2)), requires_grad=learn_omega)
@@ -154,9 +193,9 @@ class KuramotoLayer(nn.Module):
         self.c_norm = nn.GroupNorm(channels // n, channels) if c_norm == "gn" else None
         # The unbound method is compiled and called with ``self``, so a deep copy (the EMA's
         # AveragedModel) runs its own weights; a compiled bound method would keep the original's.
-        self._compiled_step = torch.compile(KuramotoLayer.step) if compile else None
+        self._compiled_step = torch.compile(KuramotoLayer._step) if compile else None
 
-    # -- the maths -------------------------------------------------------------------------------
+    # -- the dynamics ------------------------------------------------------------------------------
     def omega(self) -> torch.Tensor | None:
         """ω: a scalar (global) or ``C/2`` frequencies (per pair); None without rotation."""
         if self.omega_kind == "global":
@@ -170,37 +209,95 @@ class KuramotoLayer(nn.Module):
         return -1 if self.coupling.layout == "tokens" else 1
 
     def _pull(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``y = J(x) + c`` in the step layout."""
         Jx = self.coupling(x, planar_n=self.n) if self.planar else self.coupling(x)
         return Jx.to(x.dtype) + c
 
-    def step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
-        """One Kuramoto step on a state and a (normalised) stimulus in the state layout (see :meth:`to_state`).
-
-        Returns the next state and the energy ``E(x) = -Σ <x, J x + c>`` of the *current* state, per sample.
-        """
+    def _step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
+        """One step in the step layout: the next state and the voting energy of the current one."""
         y = self._pull(x, c)
-        w = None if omega is None else rotation_coefficients(omega, x, self.channel_dim,
-                                                             self.n if self.planar else None)
-        return kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
-                               fused=self.fused_update, planar=self.planar)
+        w = None
+        if omega is not None:
+            w = rotation_coefficients(omega, x, self.channel_dim)
+            w = to_planar(w, self.n, self.channel_dim) if self.planar else w
+        return fast.kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
+                                    fused=self.fused_update, planar=self.planar)
 
-    def _step_fn(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
-        """:meth:`step`, compiled when the layer was built with ``compile=True``."""
+    def _step_fn(self, x, c, omega, gamma):
+        """:meth:`_step`, compiled when the layer was built with ``compile=True``."""
         if self._compiled_step is None:
-            return self.step(x, c, omega, gamma)
+            return self._step(x, c, omega, gamma)
         return self._compiled_step(self, x, c, omega, gamma)
 
-    def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``E(x) = -Σ <x, J x + c>`` per sample, for a state and a (normalised) stimulus in the state layout."""
-        return -(self._pull(x, c) * x).flatten(1).sum(1)
+    def start(self, x: torch.Tensor, c: torch.Tensor | None = None) -> "OscillatorState":
+        """Oscillators ready to step: ``x`` normalised onto the spheres and the stimulus ``c`` (zeros if
+        None) normalised once (``c_norm``), both moved into the layout the steps run in.
 
-    def to_state(self, t: torch.Tensor) -> torch.Tensor:
-        """A tensor in the coupling's native layout -> the layout :meth:`step` works in (``state_layout``)."""
+        ``x`` and ``c``: images ``(B, C, H, W)`` or tokens ``(B, L, C)`` of the same shape.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a tensor, got {type(x).__name__}")
+        if c is None:
+            c = torch.zeros_like(x)
+        if c.shape != x.shape:
+            raise ValueError(f"x and c must have the same shape, got x {tuple(x.shape)} and c {tuple(c.shape)}")
+        if self.check_inputs:
+            if not torch.isfinite(x).all():
+                raise ValueError("x contains NaN or Inf")
+            if not torch.isfinite(c).all():
+                raise ValueError("c contains NaN or Inf")
+        xn, back = self._to_native(x, "x")
+        cn, _ = self._to_native(c, "c")
+        cn = self.to_step_layout(self.normalize_stimulus(cn))
+        xn = self.to_step_layout(normalize(xn, self.n, self.channel_dim))
+        return OscillatorState(self, xn, cn, self.omega(), self.gamma, back)
+
+    def advance(self, state: "OscillatorState") -> tuple["OscillatorState", torch.Tensor]:
+        """One Kuramoto step: the next state and the voting energy ``-Σ <x, J x + c>`` of ``state``, per sample."""
+        x, e = self._step_fn(state.data, state.stimulus, state.omega, state.gamma)
+        return state.replace(x), e
+
+    def iterate(self, state: "OscillatorState", steps: int | None = None):
+        """Yield ``(x_t, E(x_{t-1}))`` for ``t = 1 .. T``: each new state and the voting energy of the
+        state the step started from. Stop early by leaving the loop."""
+        for _ in range(self._steps(steps)):
+            state, e = self.advance(state)
+            yield state, e
+
+    def voting_energy(self, state: "OscillatorState") -> torch.Tensor:
+        """``E(x) = -Σ <x, J x + c>`` per sample: the energy the paper's voting ranks trajectories by
+        (:func:`akorn.core.maths.voting_energy`)."""
+        return -(self._pull(state.data, state.stimulus) * state.data).flatten(1).sum(1)
+
+    def lyapunov_energy(self, state: "OscillatorState") -> torch.Tensor:
+        """``-½ Σ <x, W x> - Σ <x, b + c>`` per sample, where ``J x = W x + b`` splits the coupling into its
+        linear part and its constant ``b = J(0)`` (:func:`akorn.core.maths.lyapunov_energy`). For a
+        linear, symmetric coupling and Ω = 0 it does not rise along the continuous dynamics; for the
+        attention coupling (not linear in x) it is the same formula, without that guarantee."""
+        x, c = state.data, state.stimulus
+        b = self._pull(torch.zeros_like(x), torch.zeros_like(c))
+        Wx = self._pull(x, torch.zeros_like(c)) - b
+        return -(0.5 * (Wx * x) + (b + c) * x).flatten(1).sum(1)
+
+    def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Deprecated: :meth:`voting_energy` of ``layer.start(x, c)``."""
+        warnings.warn("KuramotoLayer.energy is deprecated; use voting_energy(layer.start(x, c))",
+                      DeprecationWarning, stacklevel=2)
+        return self.voting_energy(self.start(x, c))
+
+    def to_step_layout(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor in the coupling's native layout -> the layout the steps run in (``state_layout``)."""
         return to_planar(t, self.n, self.channel_dim) if self.planar else t
 
-    def from_state(self, t: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`to_state`."""
+    def from_step_layout(self, t: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_step_layout`."""
         return from_planar(t, self.n, self.channel_dim) if self.planar else t
+
+    def _steps(self, steps: int | None) -> int:
+        T = self.steps if steps is None else steps
+        if not isinstance(T, int) or isinstance(T, bool) or T < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {T!r}")
+        return T
 
     # -- layout handling ---------------------------------------------------------------------------
     def _to_native(self, t: torch.Tensor, name: str):
@@ -252,6 +349,48 @@ class KuramotoLayer(nn.Module):
         return self.c_norm(c)
 
     # -- the call --------------------------------------------------------------------------------
+    def run(self, x: torch.Tensor, c: torch.Tensor | None = None, steps: int | None = None, *,
+            return_trajectory: bool = False, return_energy: bool = False, on_step=None, stop=None
+            ) -> KuramotoResult:
+        """Run up to T Kuramoto steps from ``x`` with stimulus ``c``; the one loop of the library.
+
+        ``on_step(t, state, energy)`` is called after every step ``t = 1 .. T`` with the new
+        :class:`OscillatorState` and the voting energy of the state before it; ``stop(t, state,
+        energy)`` returning True ends the run after that step (events in the spirit of torchdiffeq).
+        Without gradients, a trajectory or energies, memory does not grow with T.
+        """
+        T = self._steps(steps)
+        state = self.start(x, c)
+        watched = on_step is not None or stop is not None
+        states = [state.data] if return_trajectory else None
+        energies = []
+        if self.use_checkpoint and torch.is_grad_enabled() and not watched:
+            xn, stepped, saved = checkpointed_steps(self._step_fn, T, state.data, state.stimulus, state.omega,
+                                                    state.gamma, list(self.coupling.parameters()))
+            state = state.replace(xn)
+            energies = list(stepped.unbind(1))
+            if return_trajectory:
+                states = list(saved.unbind(0)) + [xn]
+        else:
+            for t, (state, e) in enumerate(self.iterate(state, T), 1):
+                if return_energy:
+                    energies.append(e)
+                if return_trajectory:
+                    states.append(state.data)
+                if on_step is not None:
+                    on_step(t, state, e)
+                if stop is not None and stop(t, state, e):
+                    break
+        energy = None
+        if return_energy:
+            if self.energy_mode == "states":
+                energy = torch.stack(energies + [self.voting_energy(state)], dim=1)
+            else:
+                zero = torch.zeros(x.shape[0], dtype=state.data.dtype, device=state.data.device)
+                energy = torch.stack([zero] + energies, dim=1)
+        trajectory = torch.stack([state.to_input_layout(s) for s in states], dim=1) if return_trajectory else None
+        return KuramotoResult(state.x, trajectory, energy)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -260,59 +399,12 @@ class KuramotoLayer(nn.Module):
         return_trajectory: bool = False,
         return_energy: bool = False,
     ):
-        """Run T Kuramoto steps from ``x`` with stimulus ``c`` (same shape; zeros if None).
+        """Run T Kuramoto steps from ``x`` with stimulus ``c`` (same shape; zeros if None); see :meth:`run`.
 
         Returns the final state, or a :class:`KuramotoResult` when a trajectory or energies are asked for.
-        Without gradients and without a trajectory, memory does not grow with T.
         """
-        T = self.steps if steps is None else steps
-        if not isinstance(T, int) or T < 0:
-            raise ValueError(f"steps must be a non-negative integer, got {T!r}")
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a tensor, got {type(x).__name__}")
-        if c is None:
-            c = torch.zeros_like(x)
-        if c.shape != x.shape:
-            raise ValueError(f"x and c must have the same shape, got x {tuple(x.shape)} and c {tuple(c.shape)}")
-        if self.check_inputs:
-            if not torch.isfinite(x).all():
-                raise ValueError("x contains NaN or Inf")
-            if not torch.isfinite(c).all():
-                raise ValueError("c contains NaN or Inf")
-        xn, back = self._to_native(x, "x")
-        cn, _ = self._to_native(c, "c")
-        cn = self.to_state(self.normalize_stimulus(cn))
-        xn = self.to_state(normalize(xn, self.n, self.channel_dim))
-        native_back = back
-        back = lambda u: native_back(self.from_state(u))  # noqa: E731
-        omega, gamma = self.omega(), self.gamma
-
-        states = [xn] if return_trajectory else None
-        energies = []
-        if self.use_checkpoint and torch.is_grad_enabled():
-            xn, stepped, saved = checkpointed_steps(self._step_fn, T, xn, cn, omega, gamma,
-                                                    list(self.coupling.parameters()))
-            energies = list(stepped.unbind(1))
-            if return_trajectory:
-                states = list(saved.unbind(0)) + [xn]
-        else:
-            for _ in range(T):
-                xn, e = self._step_fn(xn, cn, omega, gamma)
-                if return_energy:
-                    energies.append(e)
-                if return_trajectory:
-                    states.append(xn)
-        if not (return_trajectory or return_energy):
-            return back(xn)
-        energy = None
-        if return_energy:
-            if self.energy_mode == "states":
-                energy = torch.stack(energies + [self.energy(xn, cn)], dim=1)
-            else:
-                zero = torch.zeros(x.shape[0], dtype=xn.dtype, device=xn.device)
-                energy = torch.stack([zero] + energies, dim=1)
-        trajectory = torch.stack([back(s) for s in states], dim=1) if return_trajectory else None
-        return KuramotoResult(back(xn), trajectory, energy)
+        result = self.run(x, c, steps, return_trajectory=return_trajectory, return_energy=return_energy)
+        return result if (return_trajectory or return_energy) else result.x
 
     def extra_repr(self) -> str:
         return (

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from akorn.errors import UserError
-from akorn.sudoku import solver
+from akorn.experiments.sudoku import solver
 
 # Public sources of the benchmark data (what the SATNet and RRN authors distribute).
 SATNET_URL = "https://powei.tw/sudoku.zip"  # sudoku/features.pt, labels.pt, perm.pt
@@ -158,7 +158,7 @@ def read_puzzles(lines, source: str = "input") -> tuple[list[list[int] | None], 
 def generate_set(n: int, givens_range: tuple[int, int], seed: int = 0, style: str = "unique") -> SudokuSet:
     """``n`` puzzles with unique solutions, givens drawn uniformly from the inclusive range.
 
-    ``style`` sets how hard they are (:func:`akorn.sudoku.solver.generate`); ``"satnet"``
+    ``style`` sets how hard they are (:func:`akorn.experiments.sudoku.solver.generate`); ``"satnet"``
     matches the SATNet boards, ``"unique"`` allows puzzles that need search.
     """
     if style not in solver.STYLES:

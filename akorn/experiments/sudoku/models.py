@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.kuramoto import KuramotoLayer
-from akorn.networks import IteratedNetwork
-from akorn.readout import Readout
+from akorn.core.layer import KuramotoLayer, OscillatorState
+from akorn.core.networks import IteratedNetwork
+from akorn.core.readout import Readout
 
 GRID = (9, 9)
 
@@ -48,20 +48,27 @@ class SudokuAKOrN(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(channels, 9))
         # Inference reads boards out from the step's state layout many times per trajectory (early
         # exits), for pools of changing size: compiled once for any number of rows. Unbound, so a
-        # deep copy reads out with its own weights (see KuramotoLayer._step_fn).
-        self._compiled_read = torch.compile(SudokuAKOrN.read_state, dynamic=True) if compile else None
+        # deep copy reads out with its own weights (as the layer's compiled step does).
+        self._compiled_read = torch.compile(SudokuAKOrN._read, dynamic=True) if compile else None
 
     @property
     def steps(self) -> int:
         return self.kuramoto.steps
 
-    def read_state(self, x: torch.Tensor) -> torch.Tensor:
-        """States in the Kuramoto step's layout (see ``KuramotoLayer.to_state``) -> logits (B, 81, 9)."""
-        return self.decode(self.kuramoto.from_state(x))
+    def start(self, quiz: torch.Tensor, generator=None, noise=None) -> OscillatorState:
+        """The Kuramoto layer's starting state for ``quiz`` ``(B, 81)``: clue embeddings at the givens,
+        noise elsewhere, driven by the clue embeddings."""
+        c = self.stimulus(quiz)
+        return self.kuramoto.start(self.initial_state(quiz, c, generator, noise), c)
 
-    def _read_state_fn(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`read_state`, compiled when the model was built with ``compile=True``."""
-        return self.read_state(x) if self._compiled_read is None else self._compiled_read(self, x)
+    def read(self, state: OscillatorState) -> torch.Tensor:
+        """Logits ``(B, 81, 9)`` of a state of the Kuramoto layer (compiled with ``compile=True``)."""
+        if self._compiled_read is None:
+            return self._read(state.data)
+        return self._compiled_read(self, state.data)
+
+    def _read(self, data: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.kuramoto.from_step_layout(data))
 
     def stimulus(self, quiz: torch.Tensor) -> torch.Tensor:
         _check_quiz(quiz)

@@ -1,0 +1,1 @@
+"""The ``akorn`` command: argument parsing only. A subcommand's module is imported when it runs."""

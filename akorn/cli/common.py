@@ -1,0 +1,120 @@
+"""One convention for every command.
+
+Every option can be written as ``--name value``, ``--name=value`` or ``name=value`` (dashes
+and underscores alike), and ``train`` commands take their config fields the same three ways.
+Spellings that were renamed keep working, with a one-line notice on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
+_WORD = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.*)$", re.S)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that accepts ``name=value`` for ``--name value`` and knows renamed options.
+
+    ``config_words``: the parser collects ``name=value`` config overrides (a training command), so
+    ``--name value`` words that are not its own options become overrides too, and its own options
+    may stand anywhere among them.
+    """
+
+    def __init__(self, *args, config_words: bool = False, **kwargs):
+        self.config_words = config_words
+        self.flags: dict[str, bool] = {}  # option -> takes a value
+        self.renamed: dict[str, str] = {}  # old option -> new option
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *names, renamed_from: tuple[str, ...] = (), **kwargs):
+        action = super().add_argument(*names, **kwargs)
+        for name in action.option_strings:
+            self.flags[name] = action.nargs != 0
+        for old in renamed_from:
+            self.renamed[old] = action.option_strings[0]
+        return action
+
+    def _canonical(self, flag: str) -> str | None:
+        """The option a spelling stands for (``--check_every`` -> ``--check-every``), or None."""
+        if flag not in self.renamed:
+            flag = flag.replace("_", "-")
+        if flag in self.renamed:
+            new = self.renamed[flag]
+            print(f"akorn: {flag} is deprecated, use {new}", file=sys.stderr)
+            return new
+        return flag if flag in self.flags else None
+
+    def rewrite(self, words: list[str]) -> list[str]:
+        """Every option spelled ``--name [value]``; in a training command, options first, config words after."""
+        options: list[str] = []
+        rest: list[str] = []
+        ordered: list[str] = []  # every word in its place, for commands without config words
+        i = 0
+        while i < len(words):
+            w = words[i]
+            i += 1
+            if w == "--":
+                rest += words[i - 1:]
+                ordered += words[i - 1:]
+                break
+            if w.startswith("--") and len(w) > 2:
+                name, eq, value = w.partition("=")
+                flag = self._canonical(name)
+                if flag is not None:
+                    got = [flag + eq + value]
+                    if not eq and self.flags[flag] and i < len(words):
+                        got.append(words[i])  # the option's value, taken as it is
+                        i += 1
+                    options += got
+                    ordered += got
+                elif self.config_words:
+                    if not eq and i < len(words):
+                        value = words[i]
+                        i += 1
+                    rest.append(f"{name[2:].replace('-', '_')}={value}")
+                else:
+                    rest.append(w)
+                    ordered.append(w)
+                continue
+            m = _WORD.match(w)
+            flag = self._canonical("--" + m.group(1)) if m else None
+            if flag is None:
+                got, rest = [w], rest + [w]
+            elif self.flags[flag]:
+                got = [flag, m.group(2)]
+                options += got
+            else:
+                got = [flag] if _truthy(m.group(2), w) else []
+                options += got
+            ordered += got
+        return options + rest if self.config_words else ordered
+
+    def parse_known_args(self, args=None, namespace=None):
+        words = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self.rewrite(words), namespace)
+
+
+def _truthy(value: str, word: str) -> bool:
+    v = value.lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"akorn: error: {word}: a switch takes true or false")
+
+
+def subcommands(parser: argparse.ArgumentParser, dest: str = "action"):
+    """Sub-commands whose parsers are :class:`Parser` instances."""
+    return parser.add_subparsers(dest=dest, required=True, parser_class=Parser)
+
+
+def train_parser(sub, name: str, help: str):
+    """A training command: ``key=value`` config fields (or ``--key value``), ``--config FILE`` anywhere, ``--resume``."""
+    t = sub.add_parser(name, help=help, config_words=True,
+                       description=help + ". Config fields as key=value or --key value, in any order.")
+    t.add_argument("--config", help="YAML file of key: value overrides (the command line wins)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("overrides", nargs="*", help="config fields, key=value")
+    return t

@@ -1,0 +1,49 @@
+"""``akorn``: the table of commands. Each command's module is imported only when it runs, so
+``akorn --version`` and ``akorn --help`` answer without loading torch."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from akorn import __version__
+from akorn.cli.common import Parser, subcommands
+from akorn.errors import UserError
+
+# name -> (module with add_parser(sub), one-line help)
+COMMANDS = {
+    "sudoku": ("akorn.cli.sudoku", "Sudoku reasoning: train, evaluate, solve, generate puzzles"),
+    "objects": ("akorn.cli.objects", "unsupervised object discovery: train, evaluate masks"),
+    "viz": ("akorn.cli.viz", "watch oscillators synchronise: waves, Sudoku dynamics, objects, plots"),
+    "demo": ("akorn.cli.demo", "solve a few freshly generated SATNet-like puzzles with the shipped Sudoku model"),
+}
+
+
+def build_parser(argv: list[str]) -> Parser:
+    p = Parser(prog="akorn", description="Artificial Kuramoto Oscillatory Neurons. Options of every command "
+                                         "can be written --name value, --name=value or name=value.")
+    p.add_argument("--version", action="version", version=f"akorn {__version__}")
+    sub = subcommands(p, dest="command")
+    chosen = next((w for w in argv if not w.startswith("-")), None)
+    for name, (module, help) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(module).add_parser(sub, name, help)
+        else:
+            sub.add_parser(name, help=help)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"akorn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
