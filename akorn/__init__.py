@@ -4,6 +4,7 @@ The public API is the core (``akorn.core``): ``from akorn import KuramotoLayer``
 loaded on first use, so ``import akorn`` alone (the command line's ``--version``) does not
 import torch.
 """
+
 from __future__ import annotations
 
 import importlib

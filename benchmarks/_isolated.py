@@ -1,4 +1,5 @@
 """Run one benchmark configuration in a fresh Python process, so peak memory is its own."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,12 @@ def child_env(args) -> dict | None:
 
 
 def add_malloc_option(parser):
-    parser.add_argument("--malloc-mmap-threshold", type=int, metavar="BYTES",
-                        help="run each configuration with MALLOC_MMAP_THRESHOLD_=BYTES (glibc), e.g. 1048576")
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        metavar="BYTES",
+        help="run each configuration with MALLOC_MMAP_THRESHOLD_=BYTES (glibc), e.g. 1048576",
+    )
 
 
 def run_isolated(script: str, args: list[str], env: dict | None = None) -> tuple[dict | None, str]:
@@ -37,8 +42,9 @@ def run_isolated(script: str, args: list[str], env: dict | None = None) -> tuple
     return json.loads(r.stdout.strip().splitlines()[-1]), ""
 
 
-def run_all(script: str, configs: list[tuple[str, list[str]]], authors_repo: str | None, show,
-            env: dict | None = None) -> list[dict]:
+def run_all(
+    script: str, configs: list[tuple[str, list[str]]], authors_repo: str | None, show, env: dict | None = None
+) -> list[dict]:
     """Run every ``(label, args)`` in its own process; ``show(label, result)`` prints a row."""
     rows = []
     for label, args in configs:

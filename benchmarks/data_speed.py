@@ -1,7 +1,8 @@
 """Generation speed of the procedural data: Sudoku puzzles per givens, object images per dataset.
 
-    python benchmarks/data_speed.py
+python benchmarks/data_speed.py
 """
+
 from __future__ import annotations
 
 import random
@@ -13,8 +14,14 @@ def main():
     from akorn.experiments.sudoku import solver
 
     print("Sudoku puzzles with a unique solution (one core):")
-    for style, givens in (("unique", 36), ("unique", 30), ("unique", 25), ("unique", 23), ("satnet", 36),
-                          ("satnet", 31)):
+    for style, givens in (
+        ("unique", 36),
+        ("unique", 30),
+        ("unique", 25),
+        ("unique", 23),
+        ("satnet", 36),
+        ("satnet", 31),
+    ):
         rng, n, t0 = random.Random(0), 0, time.perf_counter()
         while time.perf_counter() - t0 < 5 or n == 0:
             solver.generate(givens, rng, style=style)

@@ -15,6 +15,7 @@ Usage::
     python benchmarks/kuramoto_speed.py --size objects           # C=256, 16x16 GTA, batch 8, T=8
     python benchmarks/kuramoto_speed.py --size sudoku --authors-repo /path/to/akorn-authors
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,27 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
     L = size["grid"][0] * size["grid"][1]
     from akorn import KuramotoLayer
 
-    layer = KuramotoLayer(C, n=n, coupling="attn", heads=size["heads"], grid=size["grid"], omega="global",
-                          omega_init=0.5, c_norm=None, learn_gamma=True, steps=T, check_inputs=False,
-                          checkpoint="checkpoint" in impl.split("-"), compile="compile" in impl.split("-"))
+    layer = KuramotoLayer(
+        C,
+        n=n,
+        coupling="attn",
+        heads=size["heads"],
+        grid=size["grid"],
+        omega="global",
+        omega_init=0.5,
+        c_norm=None,
+        learn_gamma=True,
+        steps=T,
+        check_inputs=False,
+        checkpoint="checkpoint" in impl.split("-"),
+        compile="compile" in impl.split("-"),
+    )
     if impl.endswith("-matmul"):  # e.g. akorn-compile-matmul: two batched matmuls instead of SDPA
         layer.coupling.attention = "matmul"
     x = torch.randn(B, L, C)
     c = torch.randn(B, L, C)
     if impl.startswith("akorn"):
+
         def fwd():
             return layer(x, c)
     elif impl == "reference":
@@ -86,8 +100,19 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
         from source.layers.klayer import KLayer  # the authors' layer, from the checkout given
 
         H, W = size["grid"]
-        ref = KLayer(n, C, J="attn", c_norm=None, use_omega=True, init_omg=0.5, gta=True, hw=[H, W],
-                     global_omg=True, heads=size["heads"], learn_omg=True)
+        ref = KLayer(
+            n,
+            C,
+            J="attn",
+            c_norm=None,
+            use_omega=True,
+            init_omg=0.5,
+            gta=True,
+            hw=[H, W],
+            global_omg=True,
+            heads=size["heads"],
+            learn_omg=True,
+        )
         gamma = torch.nn.Parameter(torch.ones(1))
         xi, ci = x.transpose(1, 2).reshape(B, C, H, W), c.transpose(1, 2).reshape(B, C, H, W)
 
@@ -96,24 +121,34 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
     else:
         raise SystemExit(f"unknown implementation {impl}")
     times = []
-    for i in range(repeats + 1):
+    for _ in range(repeats + 1):
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = fwd()
         out.float().square().sum().backward()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times[1:])
-    return {"impl": impl, "size": size_name, "precision": precision, "sec_per_iter": med,
-            "first_iter": times[0], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "gflops": matmul_flops(size) / med / 1e9, "threads": torch.get_num_threads()}
+    return {
+        "impl": impl,
+        "size": size_name,
+        "precision": precision,
+        "sec_per_iter": med,
+        "first_iter": times[0],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gflops": matmul_flops(size) / med / 1e9,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="sudoku")
-    p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-compile,reference",
-                   help="comma-separated: akorn, akorn-checkpoint, akorn-compile, akorn-compile-checkpoint, "
-                        "akorn-compile-matmul, reference, authors")
+    p.add_argument(
+        "--impl",
+        default="akorn,akorn-checkpoint,akorn-compile,reference",
+        help="comma-separated: akorn, akorn-checkpoint, akorn-compile, akorn-compile-checkpoint, "
+        "akorn-compile-matmul, reference, authors",
+    )
     p.add_argument("--precision", default="fp32,bf16")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--authors-repo", help="path to a checkout of the authors' code to time their layer too")
@@ -128,8 +163,10 @@ def main():
     size = SIZES[a.size]
     for dtype in ("float32", "bfloat16"):
         rate = matmul_rate(dtype=dtype)
-        print(f"large {dtype} matmul: {rate:.0f} GFLOP/s -> matmul floor "
-              f"{matmul_flops(size) / rate / 1e9:.2f} s per iteration")
+        print(
+            f"large {dtype} matmul: {rate:.0f} GFLOP/s -> matmul floor "
+            f"{matmul_flops(size) / rate / 1e9:.2f} s per iteration"
+        )
     if a.floor_only:
         return
     impls = a.impl.split(",")
@@ -139,12 +176,23 @@ def main():
     size = SIZES[a.size]
     print(f"size {a.size}: {size}; fwd+bwd matmul work {matmul_flops(size) / 1e9:.0f} GFLOP per iteration")
     print(f"{'implementation':18s} {'precision':9s} {'s/iter':>8s} {'1st iter':>8s} {'peak MB':>8s} {'GFLOP/s':>8s}")
-    configs = [(f"{impl} {prec}", ["--size", a.size, "--_one", impl, prec, str(a.repeats)])
-               for impl in impls for prec in a.precision.split(",")
-               if not (impl in ("reference", "authors") and prec == "bf16")]
-    rows = run_all(__file__, configs, a.authors_repo, lambda label, r: print(
-        f"{r['impl']:18s} {r['precision']:9s} {r['sec_per_iter']:8.2f} {r['first_iter']:8.2f} {r['peak_mb']:8.0f} "
-        f"{r['gflops']:8.1f}", flush=True), env=child_env(a))
+    configs = [
+        (f"{impl} {prec}", ["--size", a.size, "--_one", impl, prec, str(a.repeats)])
+        for impl in impls
+        for prec in a.precision.split(",")
+        if not (impl in ("reference", "authors") and prec == "bf16")
+    ]
+    rows = run_all(
+        __file__,
+        configs,
+        a.authors_repo,
+        lambda label, r: print(
+            f"{r['impl']:18s} {r['precision']:9s} {r['sec_per_iter']:8.2f} {r['first_iter']:8.2f} {r['peak_mb']:8.0f} "
+            f"{r['gflops']:8.1f}",
+            flush=True,
+        ),
+        env=child_env(a),
+    )
     print_speedups(rows, "sec_per_iter", lambda r: f"{r['impl']} {r['precision']}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -10,6 +10,7 @@ An implementation is ``akorn`` plus options joined by ``-``: ``compile``, ``bf16
 
     python benchmarks/objects_speed.py --size tetrominoes --authors-repo /path/to/akorn-authors
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,34 @@ def run_one(size: str, impl: str, repeats: int, authors_repo: str | None, batch:
         sys.path.insert(0, authors_repo)
         from source.models.objs.knet import AKOrN as Theirs
 
-        model = Theirs(n=4, ch=s["channels"], L=1, T=8, psize=s["patch"], gta=True, J="attn", c_norm="none",
-                       imsize=s["image"], use_omega=False, heads=8)
+        model = Theirs(
+            n=4,
+            ch=s["channels"],
+            L=1,
+            T=8,
+            psize=s["patch"],
+            gta=True,
+            J="attn",
+            c_norm="none",
+            imsize=s["image"],
+            use_omega=False,
+            heads=8,
+        )
     else:
         from akorn.experiments.objects.models import ImageAKOrN
 
-        model = ImageAKOrN(s["image"], s["patch"], s["channels"], 4, 1, 8, "attn", heads=8,
-                           compile="compile" in impl, checkpoint="checkpoint" in impl)
+        model = ImageAKOrN(
+            s["image"],
+            s["patch"],
+            s["channels"],
+            4,
+            1,
+            8,
+            "attn",
+            heads=8,
+            compile="compile" in impl,
+            checkpoint="checkpoint" in impl,
+        )
         from akorn.core.coupling import AttentionCoupling
 
         for order in ("halves", "interleaved"):
@@ -63,8 +85,13 @@ def run_one(size: str, impl: str, repeats: int, authors_repo: str | None, batch:
         opt.step()
         opt.zero_grad()
         times.append(time.perf_counter() - t0)
-    return {"size": size, "impl": impl, "sec": statistics.median(times[1:]), "first": times[0],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "size": size,
+        "impl": impl,
+        "sec": statistics.median(times[1:]),
+        "first": times[0],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main():
@@ -83,10 +110,17 @@ def main():
     impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
     print(f"objects training step, {a.size} {SIZES[a.size]}, batch {a.batch}, T=8")
     configs = [(impl, ["--size", a.size, "--batch", str(a.batch), "--_one", impl, str(a.repeats)]) for impl in impls]
-    rows = run_all(__file__, configs, a.authors_repo, lambda impl, r: print(
-        f"{impl:26s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True),
-                   env=child_env(a))
+    rows = run_all(
+        __file__,
+        configs,
+        a.authors_repo,
+        lambda impl, r: print(
+            f"{impl:26s} {r['sec']:7.3f} s/step  (1st {r['first']:.2f} s)  peak {r['peak_mb']:.0f} MB", flush=True
+        ),
+        env=child_env(a),
+    )
     print_speedups(rows, "sec")
+
 
 if __name__ == "__main__":
     main()

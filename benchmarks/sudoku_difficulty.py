@@ -5,6 +5,7 @@ rounds for the rest.
 
     python benchmarks/sudoku_difficulty.py satnet-train.csv.xz heldout-satnet.csv heldout-unique.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ def main():
         rounds = Counter(solver.singles_rounds(q) for q in quizzes)
         stuck = rounds.pop(None, 0)
         hist = ", ".join(f"{r}: {100 * c / len(quizzes):.1f}%" for r, c in sorted(rounds.items()))
-        print(f"{f}: {len(quizzes)} boards; naked singles get stuck on {100 * stuck / len(quizzes):.1f}%; "
-              f"rounds needed: {hist}")
+        print(
+            f"{f}: {len(quizzes)} boards; naked singles get stuck on {100 * stuck / len(quizzes):.1f}%; "
+            f"rounds needed: {hist}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ dependencies: einops, pandas).
     python benchmarks/sudoku_speed.py --task eval --impl akorn-compile-bf16 --model pretrained \
         --data rrn-valid.csv.xz --per-givens 1 --select valid
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ from _isolated import add_malloc_option, child_env, print_speedups, run_all  # n
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channels: int,
-            profile: bool = False, boards=None) -> dict:
+def run_one(
+    task: str, impl: str, repeats: int, authors_repo: str | None, channels: int, profile: bool = False, boards=None
+) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
@@ -49,8 +51,20 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
         sys.path.insert(0, authors_repo)
         from source.models.sudoku.knet import SudokuAKOrN as Theirs
 
-        model = Theirs(n=4, ch=channels, L=1, T=T, gamma=1.0, J="attn", use_omega=True, global_omg=True,
-                       init_omg=0.5, learn_omg=True, nl=True, heads=8)
+        model = Theirs(
+            n=4,
+            ch=channels,
+            L=1,
+            T=T,
+            gamma=1.0,
+            J="attn",
+            use_omega=True,
+            global_omg=True,
+            init_omg=0.5,
+            learn_omg=True,
+            nl=True,
+            heads=8,
+        )
         onehot = torch.zeros(B, 81, 9)
         m = quiz > 0
         onehot[m, quiz[m] - 1] = 1
@@ -69,8 +83,10 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
 
             board = quiz[:1]
         else:
+
             def forward():
                 return model(quiz)
+
     precision = "bf16" if "bf16" in impl else "fp32"
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -97,8 +113,14 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
         t0 = time.perf_counter()
         once()
         times.append(time.perf_counter() - t0)
-    row = {"task": task, "impl": impl, "channels": channels, "sec": statistics.median(times[1:]), "first": times[0],
-           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row = {
+        "task": task,
+        "impl": impl,
+        "channels": channels,
+        "sec": statistics.median(times[1:]),
+        "first": times[0],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     if profile:
         row["profile"] = profile_once(once)
     return row
@@ -110,14 +132,21 @@ def run_trained(impl: str, opts: dict) -> dict:
     import torch
 
     from akorn.experiments.sudoku import data as sdata
-    from akorn.cli.sudoku import load_model
     from akorn.experiments.sudoku.inference import accuracy, predict
+    from akorn.experiments.sudoku.loading import load_model
 
     model, _ = load_model(opts["model"], compile="compile" in impl)
     ds = sdata.load(opts["data"], "test")
     ds = sdata.stratified(ds, opts["per_givens"]) if opts["per_givens"] else ds[: opts["limit"]]
-    kw = dict(steps=128, candidates=100, chunk=100, precision="bf16" if "bf16" in impl else "fp32",
-              select=opts["select"], stable=opts["stable"], check_every=opts["check_every"])
+    kw = dict(
+        steps=128,
+        candidates=100,
+        chunk=100,
+        precision="bf16" if "bf16" in impl else "fp32",
+        select=opts["select"],
+        stable=opts["stable"],
+        check_every=opts["check_every"],
+    )
     predict(model, ds.quiz[-1:], **kw)  # warm-up (compilation), on a board that is also timed below
     times, digits, steps, peaks = [], [], [], []
     for i in range(len(ds)):
@@ -128,11 +157,21 @@ def run_trained(impl: str, opts: dict) -> dict:
         steps.append(p.steps_run)
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # does it level off?
     acc = accuracy(torch.cat(digits), ds.solution, ds.quiz)
-    return {"task": "eval", "impl": impl, "channels": model.channels, "sec": statistics.mean(times),
-            "first": times[0], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "boards": len(ds), "board_acc": acc["board_acc"], "mean_steps": statistics.mean(steps),
-            "sec_min": min(times), "sec_max": max(times), "peak_mb_by_board": peaks,
-            **{k: opts[k] for k in ("select", "stable")}}
+    return {
+        "task": "eval",
+        "impl": impl,
+        "channels": model.channels,
+        "sec": statistics.mean(times),
+        "first": times[0],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "boards": len(ds),
+        "board_acc": acc["board_acc"],
+        "mean_steps": statistics.mean(steps),
+        "sec_min": min(times),
+        "sec_max": max(times),
+        "peak_mb_by_board": peaks,
+        **{k: opts[k] for k in ("select", "stable")},
+    }
 
 
 def profile_once(fn, top: int = 8) -> list[tuple[str, float, float]]:
@@ -156,8 +195,11 @@ def main():
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--authors-repo")
     p.add_argument("--json")
-    p.add_argument("--profile", action="store_true",
-                   help="after timing, profile one more iteration and print the top operators by self CPU time")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after timing, profile one more iteration and print the top operators by self CPU time",
+    )
     t = p.add_argument_group("eval of a trained model on real boards (our rows only)")
     t.add_argument("--model", help="run folder or 'pretrained'")
     t.add_argument("--data", help="boards: CSV, SATNet/RRN folder or generate:...")
@@ -173,24 +215,43 @@ def main():
         p.error("--model and --data go together, with --task eval")
     trained = None
     if a.model:
-        trained = {k: getattr(a, k) for k in ("model", "data", "per_givens", "limit", "select", "stable", "check_every")}
+        trained = {
+            k: getattr(a, k) for k in ("model", "data", "per_givens", "limit", "select", "stable", "check_every")
+        }
     if a._one:
         print(json.dumps(run_one(a.task, a._one[0], int(a._one[1]), a.authors_repo, a.channels, a.profile, trained)))
         return
     impls = a.impl.split(",") + (["authors"] if a.authors_repo else [])
-    print(f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
-          + (", 100 candidates of one board" if a.task == "eval" else ""))
+    print(
+        f"Sudoku {a.task}: C={a.channels}, batch 100, T={16 if a.task == 'train' else 128}"
+        + (", 100 candidates of one board" if a.task == "eval" else "")
+    )
     print(f"{'implementation':22s} {'s/iter':>8s} {'1st iter':>9s} {'peak MB':>8s}")
     if trained:
-        print(f"our rows: {a.model} on {a.data}, select={a.select}, stable={a.stable}, check every {a.check_every}; "
-              "s/iter = mean seconds per board")
+        print(
+            f"our rows: {a.model} on {a.data}, select={a.select}, stable={a.stable}, check every {a.check_every}; "
+            "s/iter = mean seconds per board"
+        )
     passed = sum((["--" + k.replace("_", "-"), str(v)] for k, v in (trained or {}).items()), [])
-    configs = [(impl, ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
-                + (["--profile"] if a.profile else []) + passed) for impl in impls]
+    configs = [
+        (
+            impl,
+            ["--task", a.task, "--channels", str(a.channels), "--_one", impl, str(a.repeats)]
+            + (["--profile"] if a.profile else [])
+            + passed,
+        )
+        for impl in impls
+    ]
 
     def show(impl, r):
-        extra = (f"  boards {r['boards']}, board acc {100 * r['board_acc']:.1f}%, {r['mean_steps']:.1f} steps "
-                 f"per start, {r['sec_min']:.2f}-{r['sec_max']:.2f} s per board") if "boards" in r else ""
+        extra = (
+            (
+                f"  boards {r['boards']}, board acc {100 * r['board_acc']:.1f}%, {r['mean_steps']:.1f} steps "
+                f"per start, {r['sec_min']:.2f}-{r['sec_max']:.2f} s per board"
+            )
+            if "boards" in r
+            else ""
+        )
         print(f"{impl:22s} {r['sec']:8.2f} {r['first']:9.2f} {r['peak_mb']:8.0f}{extra}", flush=True)
         if "peak_mb_by_board" in r:
             print("    peak MB after each board: " + " ".join(f"{m:.0f}" for m in r["peak_mb_by_board"]))

@@ -99,12 +99,12 @@ evaluate() {  # NAME -- eval args...
   echo "[$(elapsed) s] eval $name: exit $rc | $(grep -h 'board accuracy\|boards ' "$OUT/logs/eval-$name.log" | tr '\n' ' ')" \
     | tee -a "$OUT/logs/timeline.txt"
 }
-evaluate id-T16 -- --data "$ID" --T 16
-evaluate ood-T128 -- --data "$RRN" --per-givens 56 --T 128
-evaluate ood-T16 -- --data "$RRN" --per-givens 56 --T 16
-evaluate id-T128 -- --data "$ID" --T 128
-evaluate ood-T128-K100-confidence -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --T 128 --K 100 --select confidence
-evaluate ood-T128-K100-energy -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --T 128 --K 100 --select energy
+evaluate id-T16 -- --data "$ID" --steps 16
+evaluate ood-T128 -- --data "$RRN" --per-givens 56 --steps 128
+evaluate ood-T16 -- --data "$RRN" --per-givens 56 --steps 16
+evaluate id-T128 -- --data "$ID" --steps 128
+evaluate ood-T128-K100-confidence -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --steps 128 --candidates 100 --select confidence
+evaluate ood-T128-K100-energy -- --data "$RRN" --per-givens "$VOTE_PER_GIVENS" --steps 128 --candidates 100 --select energy
 
 [[ -n $OBJECTS_PID ]] && wait $OBJECTS_PID
 grep '"split": "train"' "$OBJ_RUN/metrics.jsonl" 2>/dev/null | tail -1

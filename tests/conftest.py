@@ -1,4 +1,3 @@
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,5 +18,11 @@ def puzzle_csv(tmp_path_factory) -> Path:
 
 
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "akorn", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=kw.pop("cwd", ROOT), **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "akorn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kw.pop("cwd", ROOT),
+        **kw,
+    )

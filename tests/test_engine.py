@@ -1,4 +1,5 @@
 """The engine's guarantees: configs, checkpoints, exact resume after SIGKILL, torchrun equivalence."""
+
 import json
 import os
 import pickle
@@ -92,12 +93,29 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
     from akorn.engine.trainer import ema_decay_at
 
     cfg = resolve(SudokuConfig, [*TINY, "ema_start=2", "ema_every=2", "ema_decay=0.7"], presets=PRESETS)
-    assert [round(ema_decay_at(cfg, d), 6) for d in (2, 4, 6, 30)] == [0.0, round(1 - 3 ** (-2 / 3), 6), round(1 - 5 ** (-2 / 3), 6), 0.7]
+    assert [round(ema_decay_at(cfg, d), 6) for d in (2, 4, 6, 30)] == [
+        0.0,
+        round(1 - 3 ** (-2 / 3), 6),
+        round(1 - 5 ** (-2 / 3), 6),
+        0.7,
+    ]
     off = resolve(SudokuConfig, [*TINY, "ema_decay=0.7", "ema_warmup=false"], presets=PRESETS)
     assert ema_decay_at(off, 2) == ema_decay_at(off, 50) == 0.7
 
-    r = run_cli(*_train_args(puzzle_csv, tmp_path, "w", "max_steps=8", "checkpoint_every=1", "keep_checkpoints=100",
-                             "ema_start=2", "ema_every=2", "ema_decay=0.7", "clip_grad=0"))
+    r = run_cli(
+        *_train_args(
+            puzzle_csv,
+            tmp_path,
+            "w",
+            "max_steps=8",
+            "checkpoint_every=1",
+            "keep_checkpoints=100",
+            "ema_start=2",
+            "ema_every=2",
+            "ema_decay=0.7",
+            "clip_grad=0",
+        )
+    )
     assert r.returncode == 0, r.stderr
     expected, seen = None, 0
     for path in ck.list_checkpoints(tmp_path / "w" / "checkpoints"):
@@ -105,8 +123,11 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
         raw, ema = load_file(path / "model.safetensors"), load_file(path / "ema.safetensors")
         if done >= 2 and done % 2 == 0:
             d = ema_decay_at(cfg, done)
-            expected = {k: v.clone() for k, v in raw.items()} if expected is None else {
-                k: expected[k] * d + raw[k] * (1 - d) for k in raw}
+            expected = (
+                {k: v.clone() for k, v in raw.items()}
+                if expected is None
+                else {k: expected[k] * d + raw[k] * (1 - d) for k in raw}
+            )
         if expected is not None:
             seen += 1
             for k in raw:
@@ -135,7 +156,14 @@ def test_objects_defaults_are_the_authors_recipe():
     assert (o.ema_decay, o.ema_every, o.ema_start, o.ema_warmup) == (0.998, 10, 200, True)
     assert (o.channels, o.patch, o.steps, o.n, o.heads, o.temperature) == (128, 4, 8, 4, 8, 0.1)
     s = SudokuConfig()
-    assert (s.batch_size, s.clip_grad, s.ema_decay, s.ema_every, s.ema_start, s.ema_warmup) == (100, 1.0, 0.995, 10, 100, True)
+    assert (s.batch_size, s.clip_grad, s.ema_decay, s.ema_every, s.ema_start, s.ema_warmup) == (
+        100,
+        1.0,
+        0.995,
+        10,
+        100,
+        True,
+    )
 
 
 def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
@@ -162,13 +190,25 @@ def test_init_starts_from_a_runs_ema_weights(tmp_path, puzzle_csv):
     assert "init=" in record["training_commands"][0]
     # Half-precision storage: the file holds fp16, and the weights load back within fp16 rounding.
     assert record["eval_steps"] == cfg.steps  # without --eval-steps: the training T
-    r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "half", "--dtype", "fp16",
-                "--eval-steps", "6")
+    r = run_cli(
+        "sudoku",
+        "export",
+        tmp_path / "tuned",
+        "--out",
+        tmp_path / "shipped" / "half",
+        "--dtype",
+        "fp16",
+        "--eval-steps",
+        "6",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "shipped" / "half.json").read_text())["eval_steps"] == 6
     r = run_cli("sudoku", "export", tmp_path / "tuned", "--out", tmp_path / "shipped" / "bad", "--eval-steps", "-2")
     assert r.returncode == 2 and "--eval-steps must be positive" in r.stderr
-    full, half = ck.load_weights(tmp_path / "shipped" / "model.safetensors"), ck.load_weights(tmp_path / "shipped" / "half.safetensors")
+    full, half = (
+        ck.load_weights(tmp_path / "shipped" / "model.safetensors"),
+        ck.load_weights(tmp_path / "shipped" / "half.safetensors"),
+    )
     for k, v in full.items():
         assert half[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
         assert torch.equal(half[k], v.to(half[k].dtype)), k
@@ -243,8 +283,11 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path, puzzle_csv):
         assert torch.equal(m1[k], m2[k]), (k, killed_at)
     for k in e1:
         assert torch.equal(e1[k], e2[k]), (k, killed_at)
-    steps = [json.loads(l)["step"] for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
-             if '"train"' in l]
+    steps = [
+        json.loads(l)["step"]
+        for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+        if '"train"' in l
+    ]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # redone steps are not logged twice
 
 
@@ -254,8 +297,16 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path, puzzle_csv):
     assert single.returncode == 0, single.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1")
     port = str(29500 + random.randint(0, 2000))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           "-m", "akorn", *_train_args(puzzle_csv, tmp_path, "ddp", *extra)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        "-m",
+        "akorn",
+        *_train_args(puzzle_csv, tmp_path, "ddp", *extra),
+    ]
     ddp = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a = load_file(ck.list_checkpoints(tmp_path / "single" / "checkpoints")[-1] / "model.safetensors")

@@ -1,14 +1,15 @@
 """Maths of the Kuramoto layer: invariants, equivalences and the oracle."""
+
 import math
 
 import pytest
 import torch
 
-from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent, rotate_pairs
+from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent
+from akorn.core import maths
 from akorn.core.coupling import AttentionCoupling
 from akorn.core.gta import rotary_angles
 from akorn.core.oscillators import split_oscillators
-from akorn.core import maths
 
 
 def _norms(x, n, cdim=1):
@@ -111,8 +112,18 @@ def test_lyapunov_energy_never_increases_for_symmetric_coupling():
 @pytest.mark.parametrize("coupling", ["conv", "attn"])
 def test_gradcheck_float64_through_several_steps(coupling):
     torch.manual_seed(0)
-    layer = KuramotoLayer(8, n=4, coupling=coupling, grid=(3, 3), heads=2, omega="global", omega_init=0.4,
-                          c_norm="gn", learn_gamma=True, steps=3).double()
+    layer = KuramotoLayer(
+        8,
+        n=4,
+        coupling=coupling,
+        grid=(3, 3),
+        heads=2,
+        omega="global",
+        omega_init=0.4,
+        c_norm="gn",
+        learn_gamma=True,
+        steps=3,
+    ).double()
     x = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
     c = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
 
@@ -129,7 +140,9 @@ def test_gradcheck_float64_through_several_steps(coupling):
             pass
         return torch.func.functional_call(layer, {"omega_param": ps[0], "gamma": ps[1]}, (x.detach(), c.detach()))
 
-    assert torch.autograd.gradcheck(g, tuple(p.detach().clone().requires_grad_(True) for p in params), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        g, tuple(p.detach().clone().requires_grad_(True) for p in params), eps=1e-6, atol=1e-5
+    )
 
 
 def test_gta_at_initialisation_is_a_2d_rotary_embedding():
@@ -288,8 +301,9 @@ def test_conv_on_tokens_with_grid_matches_image():
 def test_checkpointing_gives_identical_values_and_gradients(coupling, energy_mode):
     """checkpoint=True: the same states, trajectory, energies and gradients (x, c, every parameter)."""
     torch.manual_seed(0)
-    kw = dict(coupling=coupling, grid=(3, 3), heads=2, steps=5, learn_gamma=True, omega="per_pair",
-              energy_mode=energy_mode)
+    kw = dict(
+        coupling=coupling, grid=(3, 3), heads=2, steps=5, learn_gamma=True, omega="per_pair", energy_mode=energy_mode
+    )
     plain = KuramotoLayer(16, n=4, **kw).double()
     ck = KuramotoLayer(16, n=4, checkpoint=True, **kw).double()
     with torch.no_grad():
@@ -353,7 +367,9 @@ def test_inference_memory_does_not_grow_with_steps():
     for T in (4, 64):
         refs = []
         with torch.no_grad():
-            result = layer.run(x, x, steps=T, on_step=lambda t, state, e: refs.append(weakref.ref(state.data))).x
+            result = layer.run(
+                x, x, steps=T, on_step=lambda t, state, e, refs=refs: refs.append(weakref.ref(state.data))
+            ).x
         alive = [r() for r in refs if r() is not None]
         assert len(refs) == T
         assert len(alive) <= 1 and all(a is result for a in alive)
@@ -390,8 +406,18 @@ def test_readout_is_rotation_invariant_within_groups():
 def test_fused_update_matches_plain_autograd(omega, coupling):
     """The eager step's hand-derived backward equals autograd through the plain expression."""
     torch.manual_seed(0)
-    layer = KuramotoLayer(8, n=4, coupling=coupling, grid=(3, 3), heads=2, omega=omega, omega_init=0.4,
-                          learn_gamma=True, gamma=0.7, steps=3).double()
+    layer = KuramotoLayer(
+        8,
+        n=4,
+        coupling=coupling,
+        grid=(3, 3),
+        heads=2,
+        omega=omega,
+        omega_init=0.4,
+        learn_gamma=True,
+        gamma=0.7,
+        steps=3,
+    ).double()
     if omega == "per_pair":
         with torch.no_grad():
             layer.omega_param.add_(torch.randn_like(layer.omega_param) * 0.3)
@@ -528,7 +554,9 @@ def test_compiled_step_matches_eager():
     for layer in (eager, compiled):
         xi = x.clone().requires_grad_()
         out = layer(xi, c, return_energy=True)
-        grads = torch.autograd.grad(out.x.sin().sum() + out.energy.sum(), [xi] + [p for p in layer.parameters() if p.requires_grad])
+        grads = torch.autograd.grad(
+            out.x.sin().sum() + out.energy.sum(), [xi] + [p for p in layer.parameters() if p.requires_grad]
+        )
         outs.append((out.x, out.energy, grads))
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
     assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)

@@ -1,4 +1,5 @@
 """Object discovery: datasets, augmentations, metrics against scikit-learn, masks, bad input."""
+
 import json
 
 import numpy as np
@@ -16,8 +17,9 @@ from akorn.experiments.objects.models import ImageAKOrN, ImageIterated
 from tests.conftest import run_cli
 
 
-@pytest.mark.parametrize("name, size, kmin, kmax", [("tetrominoes", 32, 3, 3), ("dsprites", 64, 1, 5),
-                                                    ("clevr-like", 128, 1, 6)])
+@pytest.mark.parametrize(
+    "name, size, kmin, kmax", [("tetrominoes", 32, 3, 3), ("dsprites", 64, 1, 5), ("clevr-like", 128, 1, 6)]
+)
 def test_generated_datasets_are_deterministic_with_consistent_masks(name, size, kmin, kmax):
     a, b = datasets.generate(name, 6, seed=3), datasets.generate(name, 6, seed=3)
     assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
@@ -54,8 +56,8 @@ def test_tetromino_layouts():
 
 
 def test_runs_saved_before_tetromino_layout_evaluate_on_the_dense_layout(tmp_path):
-    from akorn.engine.trainer import RunFolder
     from akorn.engine.config import to_dict
+    from akorn.engine.trainer import RunFolder
 
     cfg = to_dict(ObjectsConfig())
     assert cfg.pop("tetromino_layout") == "crop35"
@@ -117,12 +119,15 @@ def test_nt_xent_prefers_matching_views():
     assert nt_xent(z, z, 0.1) < nt_xent(z, torch.randn(8, 16), 0.1)
 
 
-@pytest.mark.parametrize("model", [
-    ImageAKOrN(16, 4, 16, coupling="attn", heads=2, steps=2),
-    ImageAKOrN(16, 4, 16, coupling="conv", steps=2),
-    ImageIterated(16, 4, 16, steps=2, heads=2),
-    ImageIterated(16, 4, 16, steps=2, mixer="conv"),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        ImageAKOrN(16, 4, 16, coupling="attn", heads=2, steps=2),
+        ImageAKOrN(16, 4, 16, coupling="conv", steps=2),
+        ImageIterated(16, 4, 16, steps=2, heads=2),
+        ImageIterated(16, 4, 16, steps=2, mixer="conv"),
+    ],
+)
 def test_models_features_and_uptiling(model):
     img = torch.rand(2, 3, 16, 16)
     assert model.features(img).shape == (2, 16, 4, 4)
@@ -186,8 +191,9 @@ def test_uptiling_reference_alignment_magnifies_like_the_reference_code():
     reference = uptiled_features(PatchMean(), ramp, 4, align="reference")[0, 0, :, 5]
     inner = slice(3, 12)  # away from the borders; torch's bicubic (a = -0.75) follows a ramp to within 0.03
     torch.testing.assert_close(corner.diff()[inner], torch.ones(9, dtype=torch.float64))
-    torch.testing.assert_close(reference.diff()[inner], torch.full((9,), 16 / 19, dtype=torch.float64),
-                               atol=0.03, rtol=0)
+    torch.testing.assert_close(
+        reference.diff()[inner], torch.full((9,), 16 / 19, dtype=torch.float64), atol=0.03, rtol=0
+    )
     # cell c averages resized rows [c, c + 4): centre c + 2 in resized pixels, (c + 2) * 16/19 - 1/2 in the image's
     c = torch.arange(16, dtype=torch.float64)
     torch.testing.assert_close(reference[inner], ((c + 2) * 16 / 19 - 0.5)[inner], atol=0.05, rtol=0)
@@ -213,7 +219,7 @@ def test_identity_omega_model_equals_paper_form_with_half_step():
     torch.manual_seed(0)
     ref = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="identity", gamma=1.0)
     paper = ImageAKOrN(16, 4, 16, coupling="conv", steps=3, omega="none", gamma=0.5)
-    paper.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith('gamma')}, strict=False)
+    paper.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith("gamma")}, strict=False)
     img = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
         a = ref.features(img, torch.Generator().manual_seed(0))
@@ -260,8 +266,18 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert rep["checkpoint"].endswith("step-00000008") and rep["weights"] == "ema"
     assert rep["data"] == "tetrominoes (crop35)"
     # a model trained on one layout evaluated on the other: an override after the run folder
-    r = run_cli("objects", "eval", tmp_path / "t", "tetromino_layout=dense32", "--limit", "2", "--weights", "raw",
-                "--json", tmp_path / "raw.json")
+    r = run_cli(
+        "objects",
+        "eval",
+        tmp_path / "t",
+        "tetromino_layout=dense32",
+        "--limit",
+        "2",
+        "--weights",
+        "raw",
+        "--json",
+        tmp_path / "raw.json",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "raw.json").read_text())
     assert rep["weights"] == "raw" and rep["data"] == "tetrominoes (dense32)"

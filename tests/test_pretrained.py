@@ -1,9 +1,8 @@
 """The Sudoku model shipped inside the package: small, loadable without pickles, and the demo runs."""
-import json
+
 from importlib import resources
 
 import pytest
-import torch
 
 from akorn.experiments import pretrained
 from akorn.experiments.sudoku import data as sdata

@@ -1,4 +1,5 @@
 """The README's usage snippet runs, and its shape comments are true."""
+
 import re
 
 from tests.conftest import ROOT

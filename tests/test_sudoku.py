@@ -1,4 +1,5 @@
 """Sudoku: readers, solver and generator, inference selection, early exit, the solve command."""
+
 import gzip
 import json
 import lzma
@@ -53,8 +54,11 @@ def test_singles_rounds_counts_parallel_forced_moves():
             new = {}
             for i in range(81):
                 if not g[i]:
-                    seen = {g[j] for j in range(81) if g[j] and (j // 9 == i // 9 or j % 9 == i % 9
-                                                                 or solver.BOX[j] == solver.BOX[i])}
+                    seen = {
+                        g[j]
+                        for j in range(81)
+                        if g[j] and (j // 9 == i // 9 or j % 9 == i % 9 or solver.BOX[j] == solver.BOX[i])
+                    }
                     left = set(range(1, 10)) - seen
                     if len(left) == 1:
                         new[i] = left.pop()
@@ -63,6 +67,7 @@ def test_singles_rounds_counts_parallel_forced_moves():
             g = [new.get(i, d) for i, d in enumerate(g)]
             n += 1
         return n
+
     rng = random.Random(2)
     for grid in [[int(c) for c in QUIZ]] + [solver.generate(g, rng)[0] for g in (24, 30, 36, 40)]:
         assert solver.singles_rounds(grid) == slow(grid)
@@ -332,10 +337,31 @@ def test_baselines_forward_and_shapes():
 
 
 def test_solve_command_reports_bad_puzzles_and_wrong_answers(tmp_path, puzzle_csv):
-    r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", f"data={puzzle_csv}",
-                f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
+    r = run_cli(
+        "sudoku",
+        "train",
+        "preset=tiny",
+        "threads=1",
+        "max_steps=2",
+        f"data={puzzle_csv}",
+        f"eval_data={puzzle_csv}",
+        f"out_dir={tmp_path}",
+        "name=m",
+    )
     assert r.returncode == 0, r.stderr
-    r = run_cli("sudoku", "solve", "--model", tmp_path / "m", "--candidates", "2", "--select", "energy", QUIZ, "123", "11" + QUIZ[2:])
+    r = run_cli(
+        "sudoku",
+        "solve",
+        "--model",
+        tmp_path / "m",
+        "--candidates",
+        "2",
+        "--select",
+        "energy",
+        QUIZ,
+        "123",
+        "11" + QUIZ[2:],
+    )
     out = r.stdout
     assert "puzzle 2: not solved: argument:2: a puzzle has 81 cells" in out
     assert "puzzle 3: not solved" in out and "contradictory clues" in out
@@ -379,8 +405,17 @@ def test_eval_and_solve_reject_bad_k_t_chunk_and_exit_options(tmp_path, puzzle_c
 
 
 def test_eval_picks_a_checkpoint_and_a_device(tmp_path, puzzle_csv):
-    r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=2", "checkpoint_every=1",
-                f"data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
+    r = run_cli(
+        "sudoku",
+        "train",
+        "preset=tiny",
+        "threads=1",
+        "max_steps=2",
+        "checkpoint_every=1",
+        f"data={puzzle_csv}",
+        f"out_dir={tmp_path}",
+        "name=m",
+    )
     assert r.returncode == 0, r.stderr
     args = ("sudoku", "eval", tmp_path / "m", "--data", puzzle_csv, "--steps", "2")
     r = run_cli(*args, "--step", "1", "--device", "cpu", "--json", tmp_path / "r.json")

@@ -1,6 +1,6 @@
 """Visualisation outputs: frame counts, sizes, frames that change, index page, bad input."""
+
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -25,8 +25,21 @@ def test_waves_outputs(tmp_path):
     mask[3:9, 3:9] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "out"
-    r = run_cli("viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "mask.png", "--steps", "10",
-                "--kernel", "3", "--out", out)
+    r = run_cli(
+        "viz",
+        "waves",
+        tmp_path / "in.png",
+        "--size",
+        "0",
+        "--mask",
+        tmp_path / "mask.png",
+        "--steps",
+        "10",
+        "--kernel",
+        "3",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     frames = _gif_frames(out / "waves.gif")
     assert frames.shape[0] == 11  # x_0 .. x_T
@@ -51,7 +64,9 @@ def test_waves_bad_input(tmp_path):
     assert r.returncode == 2 and "cannot read image" in r.stderr
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "m.png")
-    r = run_cli("viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "m.png", "--out", tmp_path / "o")
+    r = run_cli(
+        "viz", "waves", tmp_path / "in.png", "--size", "0", "--mask", tmp_path / "m.png", "--out", tmp_path / "o"
+    )
     assert r.returncode == 2 and "mask" in r.stderr and "5x5" in r.stderr
     (tmp_path / "file").write_text("")
     r = run_cli("viz", "waves", "--out", tmp_path / "file" / "sub", "--steps", "2", "--size", "8")
@@ -72,8 +87,17 @@ def test_projection_is_joint_over_steps():
 
 
 def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
-    r = run_cli("sudoku", "train", "preset=tiny", "threads=1", "max_steps=1", f"data={puzzle_csv}",
-                f"eval_data={puzzle_csv}", f"out_dir={tmp_path}", "name=m")
+    r = run_cli(
+        "sudoku",
+        "train",
+        "preset=tiny",
+        "threads=1",
+        "max_steps=1",
+        f"data={puzzle_csv}",
+        f"eval_data={puzzle_csv}",
+        f"out_dir={tmp_path}",
+        "name=m",
+    )
     assert r.returncode == 0, r.stderr
     out = tmp_path / "viz"
     r = run_cli("viz", "sudoku", "--model", tmp_path / "m", "--steps", "6", "--out", out)
@@ -82,14 +106,27 @@ def test_sudoku_viz_and_accuracy_plot(tmp_path, puzzle_csv):
     assert frames.shape[0] == 7 and frames.shape[1] == 9 * 28
     assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 0
     ext = tmp_path / "ext"
-    r = run_cli("sudoku", "extension", tmp_path / "m", "--data", puzzle_csv, "--steps", "2,4", "--limit", "5", "--out", ext,
-                "--precision", "bf16")
+    r = run_cli(
+        "sudoku",
+        "extension",
+        tmp_path / "m",
+        "--data",
+        puzzle_csv,
+        "--steps",
+        "2,4",
+        "--limit",
+        "5",
+        "--out",
+        ext,
+        "--precision",
+        "bf16",
+    )
     assert r.returncode == 0, r.stderr
     table = (ext / "table.md").read_text()
     assert (ext / "plot.png").exists() and (ext / "plot-cells.png").exists() and "T=4" in table and "bf16" in table
     r = run_cli("viz", "accuracy", ext / "results.json", ext / "results.json", "--out", tmp_path / "acc")
     assert r.returncode == 0 and (tmp_path / "acc" / "accuracy-vs-T.png").exists()
-    for i, bad in enumerate(['[1, 2]', '{"a": 1}', '{"a": {"x": 0.5}}', '{"a": {"16": "high"}}']):
+    for i, bad in enumerate(["[1, 2]", '{"a": 1}', '{"a": {"x": 0.5}}', '{"a": {"16": "high"}}']):
         (tmp_path / "bad.json").write_text(bad)
         fresh = tmp_path / f"acc-{i}"
         r = run_cli("viz", "accuracy", ext / "results.json", tmp_path / "bad.json", "--out", fresh)

@@ -4,6 +4,7 @@ Every option can be written as ``--name value``, ``--name=value`` or ``name=valu
 and underscores alike), and ``train`` commands take their config fields the same three ways.
 Spellings that were renamed keep working, with a one-line notice on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ class Parser(argparse.ArgumentParser):
     """An argument parser that accepts ``name=value`` for ``--name value`` and knows renamed options.
 
     ``config_words``: the parser collects ``name=value`` config overrides (a training command), so
-    ``--name value`` words that are not its own options become overrides too, and its own options
-    may stand anywhere among them.
+    ``--name value`` words that are not its own options become overrides too. Options may stand
+    anywhere among positional words.
     """
 
     def __init__(self, *args, config_words: bool = False, **kwargs):
@@ -47,17 +48,16 @@ class Parser(argparse.ArgumentParser):
         return flag if flag in self.flags else None
 
     def rewrite(self, words: list[str]) -> list[str]:
-        """Every option spelled ``--name [value]``; in a training command, options first, config words after."""
+        """Every option spelled ``--name [value]`` and put first, the other words after in their order
+        (so options may follow a list of positional words)."""
         options: list[str] = []
         rest: list[str] = []
-        ordered: list[str] = []  # every word in its place, for commands without config words
         i = 0
         while i < len(words):
             w = words[i]
             i += 1
             if w == "--":
-                rest += words[i - 1:]
-                ordered += words[i - 1:]
+                rest += words[i - 1 :]
                 break
             if w.startswith("--") and len(w) > 2:
                 name, eq, value = w.partition("=")
@@ -68,7 +68,6 @@ class Parser(argparse.ArgumentParser):
                         got.append(words[i])  # the option's value, taken as it is
                         i += 1
                     options += got
-                    ordered += got
                 elif self.config_words:
                     if not eq and i < len(words):
                         value = words[i]
@@ -76,20 +75,16 @@ class Parser(argparse.ArgumentParser):
                     rest.append(f"{name[2:].replace('-', '_')}={value}")
                 else:
                     rest.append(w)
-                    ordered.append(w)
                 continue
             m = _WORD.match(w)
             flag = self._canonical("--" + m.group(1)) if m else None
             if flag is None:
-                got, rest = [w], rest + [w]
+                rest.append(w)
             elif self.flags[flag]:
-                got = [flag, m.group(2)]
-                options += got
-            else:
-                got = [flag] if _truthy(m.group(2), w) else []
-                options += got
-            ordered += got
-        return options + rest if self.config_words else ordered
+                options += [flag, m.group(2)]
+            elif _truthy(m.group(2), w):
+                options.append(flag)
+        return options + rest
 
     def parse_known_args(self, args=None, namespace=None):
         words = sys.argv[1:] if args is None else list(args)
@@ -111,9 +106,13 @@ def subcommands(parser: argparse.ArgumentParser, dest: str = "action"):
 
 
 def train_parser(sub, name: str, help: str):
-    """A training command: ``key=value`` config fields (or ``--key value``), ``--config FILE`` anywhere, ``--resume``."""
-    t = sub.add_parser(name, help=help, config_words=True,
-                       description=help + ". Config fields as key=value or --key value, in any order.")
+    """A training command: config fields as ``key=value`` or ``--key value``, ``--config FILE``, ``--resume``."""
+    t = sub.add_parser(
+        name,
+        help=help,
+        config_words=True,
+        description=help + ". Config fields as key=value or --key value, in any order.",
+    )
     t.add_argument("--config", help="YAML file of key: value overrides (the command line wins)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("overrides", nargs="*", help="config fields, key=value")

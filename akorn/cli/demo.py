@@ -1,4 +1,5 @@
 """``akorn demo``: the shipped Sudoku model solving a few freshly generated puzzles."""
+
 from __future__ import annotations
 
 

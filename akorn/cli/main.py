@@ -1,5 +1,6 @@
 """``akorn``: the table of commands. Each command's module is imported only when it runs, so
 ``akorn --version`` and ``akorn --help`` answer without loading torch."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,8 +20,11 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str]) -> Parser:
-    p = Parser(prog="akorn", description="Artificial Kuramoto Oscillatory Neurons. Options of every command "
-                                         "can be written --name value, --name=value or name=value.")
+    p = Parser(
+        prog="akorn",
+        description="Artificial Kuramoto Oscillatory Neurons. Options of every command "
+        "can be written --name value, --name=value or name=value.",
+    )
     p.add_argument("--version", action="version", version=f"akorn {__version__}")
     sub = subcommands(p, dest="command")
     chosen = next((w for w in argv if not w.startswith("-")), None)

@@ -1,4 +1,5 @@
 """``akorn objects ...``: train, eval (FG-ARI / MBO and a figure grid), generate."""
+
 from __future__ import annotations
 
 import json
@@ -19,17 +20,29 @@ def add_parser(sub, name: str, help: str):
     e = s.add_parser("eval", help="FG-ARI and MBO of a run's masks on its test split, plus a figure grid")
     e.add_argument("run")
     e.add_argument("--uptile", type=int, default=1, help="up-tiling factor (1: off; 4 in the paper)")
-    e.add_argument("--uptile-noise", choices=("independent", "shared"), default="independent",
-                   help="initial oscillator states of the shifted copies: independent (reference code) or shared")
-    e.add_argument("--uptile-align", choices=("corner", "centre", "reference"), default="reference",
-                   help="where a patch's feature lands in the denser map: its corner, its centre, or the "
-                        "reference code's resized-image windows")
+    e.add_argument(
+        "--uptile-noise",
+        choices=("independent", "shared"),
+        default="independent",
+        help="initial oscillator states of the shifted copies: independent (reference code) or shared",
+    )
+    e.add_argument(
+        "--uptile-align",
+        choices=("corner", "centre", "reference"),
+        default="reference",
+        help="where a patch's feature lands in the denser map: its corner, its centre, or the "
+        "reference code's resized-image windows",
+    )
     e.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
     e.add_argument("--method", choices=["agglomerative", "kmeans"], default=None)
     e.add_argument("--limit", type=int, default=0, help="first N test images only")
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
-    e.add_argument("--weights", choices=("ema", "raw"), default="ema",
-                   help="the EMA weights (default) or the raw weights of the optimizer")
+    e.add_argument(
+        "--weights",
+        choices=("ema", "raw"),
+        default="ema",
+        help="the EMA weights (default) or the raw weights of the optimizer",
+    )
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -56,7 +69,6 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
     from akorn.viz.projection import hsv_to_rgb
 
     def colour(labels):
-        k = max(int(labels.max()) + 1, 1)
         hue = (labels * 0.61803) % 1.0
         rgb = hsv_to_rgb(hue, np.full_like(hue, 0.75), np.full_like(hue, 0.95))
         rgb[labels == 0] *= 0.25
@@ -67,7 +79,9 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
     for i in range(n):
         img = images[i].numpy().astype(np.float32) / 255
         sep = np.ones((img.shape[0], 2, 3), np.float32)
-        out.append(np.concatenate([img, sep, colour(gt[i].numpy().astype(float)), sep, colour(pred[i].astype(float))], 1))
+        out.append(
+            np.concatenate([img, sep, colour(gt[i].numpy().astype(float)), sep, colour(pred[i].astype(float))], 1)
+        )
         out.append(np.ones((2, out[-1].shape[1], 3), np.float32))
     grid = np.concatenate(out, 0)
     scale = max(1, 96 // images.shape[1])
@@ -92,22 +106,48 @@ def cmd_eval(args):
         raise UserError(f"k={k} clusters is more than the {h * h} patches of the feature map")
     t0 = time.time()
     try:
-        aris, mbos, preds = evaluate_masks(model, ds, k, args.method or cfg.cluster_method, args.uptile, seed=cfg.seed,
-                                           uptile_noise=args.uptile_noise, uptile_align=args.uptile_align)
+        aris, mbos, preds = evaluate_masks(
+            model,
+            ds,
+            k,
+            args.method or cfg.cluster_method,
+            args.uptile,
+            seed=cfg.seed,
+            uptile_noise=args.uptile_noise,
+            uptile_align=args.uptile_align,
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     data = f"{cfg.data} ({cfg.tetromino_layout})" if cfg.data == "tetrominoes" else cfg.data
-    rep = {"checkpoint": str(ckpt), "weights": args.weights, "data": data, "images": len(ds), "k": k, "uptile": args.uptile,
-           "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align,
-           "fg_ari_mean": float(np.nanmean(aris)), "fg_ari_std": float(np.nanstd(aris)),
-           "mbo_mean": float(np.nanmean(mbos)), "mbo_std": float(np.nanstd(mbos)), "seconds": round(time.time() - t0, 1),
-           "fg_ari_by_contact": scores_by_contact(ds.masks.numpy(), ds.images.numpy(), aris)}
+    rep = {
+        "checkpoint": str(ckpt),
+        "weights": args.weights,
+        "data": data,
+        "images": len(ds),
+        "k": k,
+        "uptile": args.uptile,
+        "uptile_noise": args.uptile_noise,
+        "uptile_align": args.uptile_align,
+        "fg_ari_mean": float(np.nanmean(aris)),
+        "fg_ari_std": float(np.nanstd(aris)),
+        "mbo_mean": float(np.nanmean(mbos)),
+        "mbo_std": float(np.nanstd(mbos)),
+        "seconds": round(time.time() - t0, 1),
+        "fg_ari_by_contact": scores_by_contact(ds.masks.numpy(), ds.images.numpy(), aris),
+    }
     print(f"{cfg.model} on {data} ({len(ds)} test images, k={k}, up-tiling x{args.uptile}):")
-    print(f"FG-ARI {100 * rep['fg_ari_mean']:.1f} ± {100 * rep['fg_ari_std']:.1f}   "
-          f"MBO {100 * rep['mbo_mean']:.1f} ± {100 * rep['mbo_std']:.1f}")
-    print("FG-ARI by how the objects meet: " + ", ".join(
-        f"{name.replace('_', ' ')} {100 * g['fg_ari_mean']:.1f} ({g['images']} images)"
-        for name, g in rep["fg_ari_by_contact"].items() if g["images"]))
+    print(
+        f"FG-ARI {100 * rep['fg_ari_mean']:.1f} ± {100 * rep['fg_ari_std']:.1f}   "
+        f"MBO {100 * rep['mbo_mean']:.1f} ± {100 * rep['mbo_std']:.1f}"
+    )
+    print(
+        "FG-ARI by how the objects meet: "
+        + ", ".join(
+            f"{name.replace('_', ' ')} {100 * g['fg_ari_mean']:.1f} ({g['images']} images)"
+            for name, g in rep["fg_ari_by_contact"].items()
+            if g["images"]
+        )
+    )
     fig = Path(args.figure) if args.figure else Path(args.run) / f"masks-x{args.uptile}.png"
     save_grid(ds.images, ds.masks, preds, fig)
     print(f"figure: {fig}")

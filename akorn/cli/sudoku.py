@@ -1,7 +1,7 @@
 """``akorn sudoku ...``: train, eval, solve, generate, download, extension."""
+
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,14 +28,20 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
     e.add_argument("--split", default="test", help="split of a SATNet/RRN folder (default test)")
     e.add_argument("--steps", type=int, default=None, renamed_from=("--T",), help=STEPS_HELP)
-    e.add_argument("--candidates", type=int, default=1, renamed_from=("--K",),
-                   help="random initial states per board (K)")
+    e.add_argument(
+        "--candidates", type=int, default=1, renamed_from=("--K",), help="random initial states per board (K)"
+    )
     e.add_argument("--select", choices=SELECTS, default="energy", help=SELECT_HELP)
     e.add_argument("--energy", choices=["sum", "last"], default="sum", help="energy over steps used for voting")
     add_exit_options(e)
     e.add_argument("--limit", type=int, default=0, help="evaluate the first N boards only")
-    e.add_argument("--per-givens", type=int, default=0, metavar="N",
-                   help="evaluate the first N boards of every number of givens (a stratified subset)")
+    e.add_argument(
+        "--per-givens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="evaluate the first N boards of every number of givens (a stratified subset)",
+    )
     e.add_argument("--chunk", type=int, default=100, help="rows (boards x candidates) per forward pass")
     e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -62,9 +68,13 @@ def add_parser(sub, name: str, help: str):
     g = s.add_parser("generate", help="generate puzzles with unique solutions as quiz,solution CSV")
     g.add_argument("n", type=int)
     g.add_argument("--givens", default="31-42", help="range of clue counts, e.g. 31-42 (SATNet) or 17-34 (RRN)")
-    g.add_argument("--style", default="unique", choices=["unique", "singles", "satnet"],
-                   help="unique: any unique puzzle (often needs search); singles: naked singles solve it; "
-                        "satnet: as easy as the SATNet boards (naked singles in SATNet's number of rounds)")
+    g.add_argument(
+        "--style",
+        default="unique",
+        choices=["unique", "singles", "satnet"],
+        help="unique: any unique puzzle (often needs search); singles: naked singles solve it; "
+        "satnet: as easy as the SATNet boards (naked singles in SATNet's number of rounds)",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="output CSV (.csv, .csv.xz or .csv.gz)")
     g.set_defaults(func=cmd_generate)
@@ -77,46 +87,85 @@ def add_parser(sub, name: str, help: str):
     xp = s.add_parser("export", help="write a run's EMA weights as a shippable safetensors + JSON model")
     xp.add_argument("run")
     xp.add_argument("--out", required=True, help="output path without extension, e.g. akorn/weights/sudoku-akorn")
-    xp.add_argument("--eval", action="append", default=[], metavar="JSON",
-                    help="eval reports (from 'akorn sudoku eval --json') to record with the weights")
+    xp.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="eval reports (from 'akorn sudoku eval --json') to record with the weights",
+    )
     xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
-    xp.add_argument("--eval-steps", type=int, default=0, metavar="T", renamed_from=("--test-steps",),
-                    help="recommended Kuramoto steps at test time, recorded for solve, demo and eval (0: the training T)")
-    xp.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
-                    help="storage type of the floating-point weights (fp16 halves the file; loading casts back)")
+    xp.add_argument(
+        "--eval-steps",
+        type=int,
+        default=0,
+        metavar="T",
+        renamed_from=("--test-steps",),
+        help="recommended Kuramoto steps at test time, recorded for solve, demo and eval (0: the training T)",
+    )
+    xp.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="storage type of the floating-point weights (fp16 halves the file; loading casts back)",
+    )
     xp.set_defaults(func=cmd_export)
 
     x = s.add_parser("extension", help="board accuracy against T_eval for one or more runs (table and plot)")
     x.add_argument("runs", nargs="+", help="run folders (or 'pretrained')")
     x.add_argument("--data", required=True)
     x.add_argument("--split", default="test")
-    x.add_argument("--steps", default="16,32,64,128,256,512", renamed_from=("--T",),
-                   help="comma-separated numbers of Kuramoto steps to evaluate at")
+    x.add_argument(
+        "--steps",
+        default="16,32,64,128,256,512",
+        renamed_from=("--T",),
+        help="comma-separated numbers of Kuramoto steps to evaluate at",
+    )
     x.add_argument("--limit", type=int, default=0)
     x.add_argument("--per-givens", type=int, default=0, metavar="N", help="first N boards of every number of givens")
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
     x.add_argument("--device", default="auto", help=DEVICE_HELP)
-    x.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: autocast on the projections (the oscillator state stays float32)")
+    x.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: autocast on the projections (the oscillator state stays float32)",
+    )
     x.set_defaults(func=cmd_extension)
 
 
 STEPS_HELP = "Kuramoto steps T at test time (default: a shipped model's recommended T, else as trained)"
-SELECT_HELP = ("which start's answer to keep: energy = the lowest energy (the paper's voting); confidence = the "
-               "most confident readout; valid = a grid that obeys every rule, the board stopping at the first "
-               "one (the most confident start when none does)")
+SELECT_HELP = (
+    "which start's answer to keep: energy = the lowest energy (the paper's voting); confidence = the "
+    "most confident readout; valid = a grid that obeys every rule, the board stopping at the first "
+    "one (the most confident start when none does)"
+)
 
 
 def add_exit_options(p):
-    p.add_argument("--tol", type=float, default=0.0,
-                   help="early exit: a candidate stops once no element of its state moves by this much in one step")
-    p.add_argument("--stable", type=int, default=0, metavar="S",
-                   help="early exit: a candidate stops once its digits have not changed for S steps, counted in "
-                        "whole check intervals (0: off)")
-    p.add_argument("--check-every", type=int, default=8, metavar="N",
-                   help="steps between the readouts that --stable and --select valid look at (default 8; keep it "
-                        "even for models that read out after even steps)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=0.0,
+        help="early exit: a candidate stops once no element of its state moves by this much in one step",
+    )
+    p.add_argument(
+        "--stable",
+        type=int,
+        default=0,
+        metavar="S",
+        help="early exit: a candidate stops once its digits have not changed for S steps, counted in "
+        "whole check intervals (0: off)",
+    )
+    p.add_argument(
+        "--check-every",
+        type=int,
+        default=8,
+        metavar="N",
+        help="steps between the readouts that --stable and --select valid look at (default 8; keep it "
+        "even for models that read out after even steps)",
+    )
 
 
 def cmd_train(args):
@@ -135,7 +184,8 @@ def cmd_train(args):
 
 
 def check_inference_args(args):
-    """Positive K, T, chunk and check interval, non-negative --stable and --tol, or a one-line error (before any model is loaded)."""
+    """Positive K, T, chunk and check interval, non-negative --stable and --tol, or a one-line error
+    (before any model is loaded)."""
     for name in ("candidates", "steps", "chunk", "check_every"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
@@ -151,14 +201,36 @@ def _eval_report(model, ds, args) -> dict:
     from akorn.experiments.sudoku.inference import accuracy, predict
 
     t0 = time.time()
-    pred = predict(model, ds.quiz, steps=args.steps or default_steps(model), candidates=args.candidates, select=args.select, energy_reduce=args.energy,
-                   chunk=args.chunk, tol=args.tol, seed=args.seed, precision=args.precision, stable=args.stable,
-                   check_every=args.check_every)
+    pred = predict(
+        model,
+        ds.quiz,
+        steps=args.steps or default_steps(model),
+        candidates=args.candidates,
+        select=args.select,
+        energy_reduce=args.energy,
+        chunk=args.chunk,
+        tol=args.tol,
+        seed=args.seed,
+        precision=args.precision,
+        stable=args.stable,
+        check_every=args.check_every,
+    )
     acc = accuracy(pred.digits, ds.solution, ds.quiz)
-    acc.update(seconds=round(time.time() - t0, 2), steps=args.steps or default_steps(model), candidates=args.candidates, select=args.select,
-               energy=args.energy, tol=args.tol, stable=args.stable, check_every=args.check_every,
-               mean_steps_run=pred.steps_run, valid_grids=float(pred.valid.float().mean()), chunk=args.chunk,
-               precision=args.precision, data=args.data)
+    acc.update(
+        seconds=round(time.time() - t0, 2),
+        steps=args.steps or default_steps(model),
+        candidates=args.candidates,
+        select=args.select,
+        energy=args.energy,
+        tol=args.tol,
+        stable=args.stable,
+        check_every=args.check_every,
+        mean_steps_run=pred.steps_run,
+        valid_grids=float(pred.valid.float().mean()),
+        chunk=args.chunk,
+        precision=args.precision,
+        data=args.data,
+    )
     return acc
 
 
@@ -174,10 +246,14 @@ def cmd_eval(args):
         ds = ds[: args.limit]
     rep = _eval_report(model, ds, args)
     rep.update(run=args.run, step=args.step)
-    print(f"boards {rep['boards']}  steps={rep['steps']}  candidates={rep['candidates']}  select={rep['select']}  ({rep['seconds']} s, "
-          f"{rep['mean_steps_run']:.1f} steps per start)")
-    print(f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%   "
-          f"grids obeying the rules {100 * rep['valid_grids']:.2f}%")
+    print(
+        f"boards {rep['boards']}  steps={rep['steps']}  candidates={rep['candidates']}  select={rep['select']}  "
+        f"({rep['seconds']} s, {rep['mean_steps_run']:.1f} steps per start)"
+    )
+    print(
+        f"board accuracy {100 * rep['board_acc']:.2f}%   cell accuracy {100 * rep['cell_acc']:.2f}%   "
+        f"grids obeying the rules {100 * rep['valid_grids']:.2f}%"
+    )
     print("givens  boards  board_acc")
     for g, r in rep["by_givens"].items():
         print(f"{g:6d}  {r['boards']:6d}  {100 * r['board_acc']:8.2f}%")
@@ -207,9 +283,17 @@ def cmd_solve(args):
     digits = None
     if good:
         model, _ = load_model(args.model, device=args.device)
-        digits = predict(model, torch.tensor(good), steps=args.steps or default_steps(model), candidates=args.candidates,
-                         select=args.select, seed=args.seed, tol=args.tol, stable=args.stable,
-                         check_every=args.check_every).digits.tolist()
+        digits = predict(
+            model,
+            torch.tensor(good),
+            steps=args.steps or default_steps(model),
+            candidates=args.candidates,
+            select=args.select,
+            seed=args.seed,
+            tol=args.tol,
+            stable=args.stable,
+            check_every=args.check_every,
+        ).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
     for i, (g, err) in enumerate(zip(grids, errors), 1):
@@ -275,17 +359,27 @@ def cmd_extension(args):
         label = f"{kind} ({Path(spec).name})"
         results[label], cells[label] = {}, {}
         for T in ts:
-            acc = accuracy(predict(model, ds.quiz, steps=T, chunk=args.chunk,
-                                   precision=args.precision).digits, ds.solution, ds.quiz)
+            acc = accuracy(
+                predict(model, ds.quiz, steps=T, chunk=args.chunk, precision=args.precision).digits,
+                ds.solution,
+                ds.quiz,
+            )
             results[label][T], cells[label][T] = acc["board_acc"], acc["cell_acc"]
             print(f"{label}  T={T}  board {100 * acc['board_acc']:.2f}%  cell {100 * acc['cell_acc']:.2f}%", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "cell_results.json").write_text(json.dumps(cells, indent=2))
-    rows = [f"{len(ds)} boards from {args.data}, {args.precision}; board accuracy % (cell accuracy % over blanks)", "",
-            "| model | " + " | ".join(f"T={t}" for t in ts) + " |", "|" + "---|" * (len(ts) + 1)]
+    rows = [
+        f"{len(ds)} boards from {args.data}, {args.precision}; board accuracy % (cell accuracy % over blanks)",
+        "",
+        "| model | " + " | ".join(f"T={t}" for t in ts) + " |",
+        "|" + "---|" * (len(ts) + 1),
+    ]
     for label in results:
-        rows.append(f"| {label} | " + " | ".join(f"{100 * results[label][t]:.1f} ({100 * cells[label][t]:.1f})"
-                                                 for t in ts) + " |")
+        rows.append(
+            f"| {label} | "
+            + " | ".join(f"{100 * results[label][t]:.1f} ({100 * cells[label][t]:.1f})" for t in ts)
+            + " |"
+        )
     (out / "table.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     try:
@@ -311,8 +405,11 @@ def cmd_export(args):
     metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
     # Only the steps up to the exported checkpoint: a run may have gone on after it.
     saved_step = checkpoint_step(ckpt)
-    train_secs = sum(m.get("sec_per_step", 0) * cfg.log_every for m in metrics
-                     if m.get("split") == "train" and m.get("step", 0) <= saved_step)
+    train_secs = sum(
+        m.get("sec_per_step", 0) * cfg.log_every
+        for m in metrics
+        if m.get("split") == "train" and m.get("step", 0) <= saved_step
+    )
     # A fine-tuned run records the run it started from, so the lineage of shipped weights is complete.
     lineage = []
     init = cfg.init
@@ -329,7 +426,9 @@ def cmd_export(args):
     record = {
         "config": {k: v for k, v in vars(cfg).items()},
         "checkpoint": ckpt.name,
-        "training_commands": (run.path / "command.txt").read_text().splitlines() if (run.path / "command.txt").exists() else [],
+        "training_commands": (run.path / "command.txt").read_text().splitlines()
+        if (run.path / "command.txt").exists()
+        else [],
         "training_seconds_logged": round(train_secs),
         "initialised_from": lineage,
         "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
@@ -340,8 +439,10 @@ def cmd_export(args):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     store = torch.float16 if args.dtype == "fp16" else torch.float32
-    save_file({k: (v.to(store) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()},
-              str(out) + ".safetensors")
+    save_file(
+        {k: (v.to(store) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()},
+        str(out) + ".safetensors",
+    )
     Path(str(out) + ".json").write_text(json.dumps(record, indent=2))
     size = Path(str(out) + ".safetensors").stat().st_size
     print(f"wrote {out}.safetensors ({size / 1e6:.1f} MB) and {out}.json")

@@ -1,4 +1,5 @@
 """``akorn viz ...``: waves, sudoku -- every output in one folder with an index.html."""
+
 from __future__ import annotations
 
 import json
@@ -29,16 +30,25 @@ def add_parser(sub, name: str, help: str):
     w.add_argument("--gamma", type=float, default=0.5)
     w.add_argument("--omega", type=float, default=0.3, help="natural frequency ω (even N)")
     w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--projection", choices=["pca", "tsne", "umap", "phase"], default=None,
-                   help="state colouring (default: phase wheel for N=2, PCA otherwise)")
+    w.add_argument(
+        "--projection",
+        choices=["pca", "tsne", "umap", "phase"],
+        default=None,
+        help="state colouring (default: phase wheel for N=2, PCA otherwise)",
+    )
     w.add_argument("--fps", type=int, default=12)
     w.set_defaults(func=cmd_waves)
 
     k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
     k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
     k.add_argument("--model", default="pretrained", help="run folder or 'pretrained'")
-    k.add_argument("--steps", type=int, default=None, renamed_from=("--T",),
-                   help="Kuramoto steps (default: a shipped model's recommended T, else as trained)")
+    k.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        renamed_from=("--T",),
+        help="Kuramoto steps (default: a shipped model's recommended T, else as trained)",
+    )
     k.add_argument("--out", default="viz-sudoku")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--fps", type=int, default=8)
@@ -54,8 +64,9 @@ def add_parser(sub, name: str, help: str):
     o.set_defaults(func=cmd_objects)
 
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
-    a.add_argument("results", nargs="+",
-                   help="results.json written by 'akorn sudoku extension'; several are drawn in one plot")
+    a.add_argument(
+        "results", nargs="+", help="results.json written by 'akorn sudoku extension'; several are drawn in one plot"
+    )
     a.add_argument("--out", default="viz-accuracy")
     a.set_defaults(func=cmd_accuracy)
 
@@ -98,8 +109,15 @@ def cmd_waves(args):
         raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
     if args.steps < 1:
         raise UserError(f"--steps must be positive, got {args.steps}")
-    kw = dict(n=args.n, oscillators=args.oscillators, steps=args.steps, kernel_size=args.kernel, gamma=args.gamma,
-              omega=args.omega, seed=args.seed)
+    kw = dict(
+        n=args.n,
+        oscillators=args.oscillators,
+        steps=args.steps,
+        kernel_size=args.kernel,
+        gamma=args.gamma,
+        omega=args.omega,
+        seed=args.seed,
+    )
     try:
         runs = {"unmasked": waves.run_waves(image, None, **kw)}
         if mask is not None:
@@ -120,16 +138,20 @@ def cmd_waves(args):
     media.write_gif(frames, out / "waves.gif", args.fps)
     mp4 = media.write_mp4(frames, out / "waves.mp4", args.fps)
     media.write_png(frames[-1], out / "waves-last.png")
-    plots.plot_curves({k: r[1].numpy() for k, r in runs.items()}, out / "energy.png", "step", "energy E(x)",
-                      "energy against step")
+    plots.plot_curves(
+        {k: r[1].numpy() for k, r in runs.items()}, out / "energy.png", "step", "energy E(x)", "energy against step"
+    )
     curves = {}
     for name, (states, _, _) in runs.items():
         for k, v in waves.order_curves(states, args.n, mask).items():
             curves[f"{name}: {k}"] = v
     plots.plot_curves(curves, out / "order.png", "step", "order parameter R", "synchrony against step")
     media.write_index(out, "akorn: travelling waves")
-    print(f"wrote {out}/waves.gif" + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
-          + ", energy.png, order.png, index.html")
+    print(
+        f"wrote {out}/waves.gif"
+        + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
+        + ", energy.png, order.png, index.html"
+    )
 
 
 def cmd_sudoku(args):
@@ -162,8 +184,10 @@ def cmd_sudoku(args):
     plots.plot_curves({"energy": energies}, out / "sudoku-energy.png", "step", "energy E(x)", "Sudoku: energy")
     media.write_index(out, "akorn: a Sudoku board settling")
     right = None if solution is None else bool((digits[-1] == solution).all())
-    print(f"wrote {out}/sudoku.gif, sudoku-energy.png, index.html; final board "
-          + ("correct" if right else "not correct" if right is not None else "(no solution exists)"))
+    print(
+        f"wrote {out}/sudoku.gif, sudoku-energy.png, index.html; final board "
+        + ("correct" if right else "not correct" if right is not None else "(no solution exists)")
+    )
 
 
 def _is_results(curves) -> bool:
@@ -236,6 +260,7 @@ def cmd_objects(args):
         frames = state_frames(traj[0], model.n, size)
         media.write_gif(frames, out / f"layer{layer + 1}-states.gif", args.fps)
         media.write_mp4(frames, out / f"layer{layer + 1}-states.mp4", args.fps)
+
         def segment(features):
             return upsample_labels(cluster_features(features, k, seed=args.seed), (size, size))
 
@@ -244,9 +269,16 @@ def cmd_objects(args):
         from akorn.core.oscillators import order_parameter
 
         r = order_parameter(traj[0].flatten(2).transpose(1, 2), model.n, channel_dim=-1, dims=(1,))
-        plots.plot_curves({f"layer {layer + 1}": r.numpy()}, out / f"layer{layer + 1}-order.png", "step",
-                          "order parameter R", "synchrony over the image")
-    media.write_png(np.repeat(np.repeat(img[0].permute(1, 2, 0).numpy(), max(1, 160 // size), 0),
-                              max(1, 160 // size), 1), out / "image.png")
+        plots.plot_curves(
+            {f"layer {layer + 1}": r.numpy()},
+            out / f"layer{layer + 1}-order.png",
+            "step",
+            "order parameter R",
+            "synchrony over the image",
+        )
+    media.write_png(
+        np.repeat(np.repeat(img[0].permute(1, 2, 0).numpy(), max(1, 160 // size), 0), max(1, 160 // size), 1),
+        out / "image.png",
+    )
     media.write_index(out, "akorn: objects binding over steps")
     print(f"wrote {len(trajectories)} layer(s) of state and mask animations to {out}/index.html")

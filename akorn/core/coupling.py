@@ -10,12 +10,12 @@ Two kinds, both asymmetric in general:
 Each coupling states its native ``layout`` so that :class:`akorn.KuramotoLayer`
 converts the state once per layer, not once per step.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from akorn.core.fast import ATTENTION_KERNELS, PAIR_ORDERS, choose_pair_order

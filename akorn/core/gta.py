@@ -7,6 +7,7 @@ and the column coordinate, with frequencies ``base^(-f/F)``, ``F = ceil(head_dim
 for a 1-D sequence, frequencies ``base^(-2f/head_dim)``. The blocks are applied as
 elementwise pair multiplies, never as dense matrices.
 """
+
 from __future__ import annotations
 
 import math

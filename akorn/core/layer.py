@@ -10,6 +10,7 @@ For the oscillator ``x_i`` (a unit N-vector) at every unit ``i``::
 one group per oscillator). Ω acts inside every oscillator as 2x2 rotation
 generators on channel pairs.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,7 +59,7 @@ class OscillatorState:
         self.layer, self.data, self.stimulus, self.omega, self.gamma = layer, data, stimulus, omega, gamma
         self._back = back
 
-    def replace(self, data: torch.Tensor) -> "OscillatorState":
+    def replace(self, data: torch.Tensor) -> OscillatorState:
         """The same run with another state."""
         return OscillatorState(self.layer, data, self.stimulus, self.omega, self.gamma, self._back)
 
@@ -74,10 +75,10 @@ class OscillatorState:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def __getitem__(self, rows) -> "OscillatorState":
+    def __getitem__(self, rows) -> OscillatorState:
         return OscillatorState(self.layer, self.data[rows], self.stimulus[rows], self.omega, self.gamma, self._back)
 
-    def put(self, rows, other: "OscillatorState"):
+    def put(self, rows, other: OscillatorState):
         """Write ``other``'s rows into ``rows`` of this state (in place)."""
         self.data[rows] = other.data
         self.stimulus[rows] = other.stimulus
@@ -220,8 +221,17 @@ class KuramotoLayer(nn.Module):
         if omega is not None:
             w = rotation_coefficients(omega, x, self.channel_dim)
             w = to_planar(w, self.n, self.channel_dim) if self.planar else w
-        return fast.kuramoto_update(x, y, w, gamma, self.n, self.channel_dim, self.omega_kind == "identity",
-                                    fused=self.fused_update, planar=self.planar)
+        return fast.kuramoto_update(
+            x,
+            y,
+            w,
+            gamma,
+            self.n,
+            self.channel_dim,
+            self.omega_kind == "identity",
+            fused=self.fused_update,
+            planar=self.planar,
+        )
 
     def _step_fn(self, x, c, omega, gamma):
         """:meth:`_step`, compiled when the layer was built with ``compile=True``."""
@@ -229,7 +239,7 @@ class KuramotoLayer(nn.Module):
             return self._step(x, c, omega, gamma)
         return self._compiled_step(self, x, c, omega, gamma)
 
-    def start(self, x: torch.Tensor, c: torch.Tensor | None = None) -> "OscillatorState":
+    def start(self, x: torch.Tensor, c: torch.Tensor | None = None) -> OscillatorState:
         """Oscillators ready to step: ``x`` normalised onto the spheres and the stimulus ``c`` (zeros if
         None) normalised once (``c_norm``), both moved into the layout the steps run in.
 
@@ -252,24 +262,24 @@ class KuramotoLayer(nn.Module):
         xn = self.to_step_layout(normalize(xn, self.n, self.channel_dim))
         return OscillatorState(self, xn, cn, self.omega(), self.gamma, back)
 
-    def advance(self, state: "OscillatorState") -> tuple["OscillatorState", torch.Tensor]:
+    def advance(self, state: OscillatorState) -> tuple[OscillatorState, torch.Tensor]:
         """One Kuramoto step: the next state and the voting energy ``-Σ <x, J x + c>`` of ``state``, per sample."""
         x, e = self._step_fn(state.data, state.stimulus, state.omega, state.gamma)
         return state.replace(x), e
 
-    def iterate(self, state: "OscillatorState", steps: int | None = None):
+    def iterate(self, state: OscillatorState, steps: int | None = None):
         """Yield ``(x_t, E(x_{t-1}))`` for ``t = 1 .. T``: each new state and the voting energy of the
         state the step started from. Stop early by leaving the loop."""
         for _ in range(self._steps(steps)):
             state, e = self.advance(state)
             yield state, e
 
-    def voting_energy(self, state: "OscillatorState") -> torch.Tensor:
+    def voting_energy(self, state: OscillatorState) -> torch.Tensor:
         """``E(x) = -Σ <x, J x + c>`` per sample: the energy the paper's voting ranks trajectories by
         (:func:`akorn.core.maths.voting_energy`)."""
         return -(self._pull(state.data, state.stimulus) * state.data).flatten(1).sum(1)
 
-    def lyapunov_energy(self, state: "OscillatorState") -> torch.Tensor:
+    def lyapunov_energy(self, state: OscillatorState) -> torch.Tensor:
         """``-½ Σ <x, W x> - Σ <x, b + c>`` per sample, where ``J x = W x + b`` splits the coupling into its
         linear part and its constant ``b = J(0)`` (:func:`akorn.core.maths.lyapunov_energy`). For a
         linear, symmetric coupling and Ω = 0 it does not rise along the continuous dynamics; for the
@@ -281,8 +291,9 @@ class KuramotoLayer(nn.Module):
 
     def energy(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Deprecated: :meth:`voting_energy` of ``layer.start(x, c)``."""
-        warnings.warn("KuramotoLayer.energy is deprecated; use voting_energy(layer.start(x, c))",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "KuramotoLayer.energy is deprecated; use voting_energy(layer.start(x, c))", DeprecationWarning, stacklevel=2
+        )
         return self.voting_energy(self.start(x, c))
 
     def to_step_layout(self, t: torch.Tensor) -> torch.Tensor:
@@ -309,7 +320,9 @@ class KuramotoLayer(nn.Module):
                 raise ValueError(f"{name} must have {C} channels in dim 1 of (B, C, H, W), got shape {tuple(t.shape)}")
             if self.coupling.layout == "channels_first":
                 if getattr(self.coupling, "spatial_dims", 2) != 2:
-                    raise ValueError(f"{name}: a 1-D conv coupling takes tokens (B, L, C), got an image {tuple(t.shape)}")
+                    raise ValueError(
+                        f"{name}: a 1-D conv coupling takes tokens (B, L, C), got an image {tuple(t.shape)}"
+                    )
                 return t, lambda u: u
             self._check_grid(name, (H, W))
             return t.flatten(2).transpose(1, 2), lambda u: u.transpose(1, 2).unflatten(2, (H, W))
@@ -349,9 +362,17 @@ class KuramotoLayer(nn.Module):
         return self.c_norm(c)
 
     # -- the call --------------------------------------------------------------------------------
-    def run(self, x: torch.Tensor, c: torch.Tensor | None = None, steps: int | None = None, *,
-            return_trajectory: bool = False, return_energy: bool = False, on_step=None, stop=None
-            ) -> KuramotoResult:
+    def run(
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor | None = None,
+        steps: int | None = None,
+        *,
+        return_trajectory: bool = False,
+        return_energy: bool = False,
+        on_step=None,
+        stop=None,
+    ) -> KuramotoResult:
         """Run up to T Kuramoto steps from ``x`` with stimulus ``c``; the one loop of the library.
 
         ``on_step(t, state, energy)`` is called after every step ``t = 1 .. T`` with the new
@@ -365,14 +386,16 @@ class KuramotoLayer(nn.Module):
         states = [state.data] if return_trajectory else None
         energies = []
         if self.use_checkpoint and torch.is_grad_enabled() and not watched:
-            xn, stepped, saved = checkpointed_steps(self._step_fn, T, state.data, state.stimulus, state.omega,
-                                                    state.gamma, list(self.coupling.parameters()))
+            xn, stepped, saved = checkpointed_steps(
+                self._step_fn, T, state.data, state.stimulus, state.omega, state.gamma, list(self.coupling.parameters())
+            )
             state = state.replace(xn)
             energies = list(stepped.unbind(1))
             if return_trajectory:
                 states = list(saved.unbind(0)) + [xn]
         else:
-            for t, (state, e) in enumerate(self.iterate(state, T), 1):
+            trajectory_steps = self.iterate(state, T)
+            for t, (state, e) in enumerate(trajectory_steps, 1):
                 if return_energy:
                     energies.append(e)
                 if return_trajectory:

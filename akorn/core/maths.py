@@ -18,6 +18,7 @@ Everything here works on units ``(B, U, C)`` (tokens; images flattened to ``U = 
 dense matrices: a dense antisymmetric Ω, dense per-unit GTA blocks, attention written as softmax
 of scores. It reads the parameters of an :class:`akorn.KuramotoLayer` and shares none of its code.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,9 @@ def tangent_projection(y: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor
     return (ys - (xs * ys).sum(-1, keepdim=True) * xs).reshape(x.shape)
 
 
-def kuramoto_step(x: torch.Tensor, y: torch.Tensor, omega: torch.Tensor | None, gamma, n: int,
-                  identity: bool = False) -> torch.Tensor:
+def kuramoto_step(
+    x: torch.Tensor, y: torch.Tensor, omega: torch.Tensor | None, gamma, n: int, identity: bool = False
+) -> torch.Tensor:
     """``normalize(x + γ (Ω x + Proj_x(y)))``. ``omega``: the dense ``(C, C)`` Ω or None (Ω = 0);
     ``identity``: the reference code's identity in Ω's place (a layer built without Ω)."""
     drift = tangent_projection(y, x, n)

@@ -5,10 +5,11 @@ layer the previous layer's readout as its stimulus::
 
     x_1 = K_1(x_0, c_0);  c_1 = R_1(x_1);  x_2 = K_2(x_1, c_1); ...  -> returns c_L (and the states)
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -106,8 +107,16 @@ class IteratedBlock(nn.Module):
     ``mixer="attn"`` gives the ItrSA block (T=1: a Transformer block); ``mixer="conv"`` gives ItrConv.
     """
 
-    def __init__(self, channels: int, heads: int = 8, steps: int = 8, mixer: str = "attn", kernel_size: int = 3,
-                 grid: tuple[int, int] | None = None, mlp_ratio: int = 2):
+    def __init__(
+        self,
+        channels: int,
+        heads: int = 8,
+        steps: int = 8,
+        mixer: str = "attn",
+        kernel_size: int = 3,
+        grid: tuple[int, int] | None = None,
+        mlp_ratio: int = 2,
+    ):
         super().__init__()
         if mixer == "attn":
             self.mix = _SelfAttention(channels, heads)
@@ -120,7 +129,9 @@ class IteratedBlock(nn.Module):
         self.steps = steps
         self.norm1 = nn.LayerNorm(channels)
         self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, mlp_ratio * channels), nn.GELU(), nn.Linear(mlp_ratio * channels, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, mlp_ratio * channels), nn.GELU(), nn.Linear(mlp_ratio * channels, channels)
+        )
 
     def forward(self, x, steps: int | None = None):  # (B, L, C)
         for _ in range(self.steps if steps is None else steps):
@@ -135,8 +146,17 @@ class IteratedNetwork(nn.Module):
     ``mixer="conv"`` is ItrConv.
     """
 
-    def __init__(self, channels: int, grid: tuple[int, int], blocks: int = 1, steps: int = 8, heads: int = 8,
-                 mixer: str = "attn", kernel_size: int = 3, mlp_ratio: int = 2):
+    def __init__(
+        self,
+        channels: int,
+        grid: tuple[int, int],
+        blocks: int = 1,
+        steps: int = 8,
+        heads: int = 8,
+        mixer: str = "attn",
+        kernel_size: int = 3,
+        mlp_ratio: int = 2,
+    ):
         super().__init__()
         self.pos = nn.Parameter(sinusoid_2d(channels, *grid))
         self.blocks = nn.ModuleList(
@@ -145,7 +165,9 @@ class IteratedNetwork(nn.Module):
 
     def forward(self, x, steps: int | None = None):  # (B, L, C) -> (B, L, C)
         if x.ndim != 3 or x.shape[1:] != self.pos.shape:
-            raise ValueError(f"expected tokens of shape (B, {self.pos.shape[0]}, {self.pos.shape[1]}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected tokens of shape (B, {self.pos.shape[0]}, {self.pos.shape[1]}), got {tuple(x.shape)}"
+            )
         x = x + self.pos
         for block in self.blocks:
             x = block(x, steps)

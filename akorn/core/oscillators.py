@@ -6,6 +6,7 @@ Every function here works for either layout the library uses:
 images ``(B, C, H, W)`` (``channel_dim=1``) and tokens ``(B, L, C)``
 (``channel_dim=-1``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 ``conv (1x1 or kxk) -> C_out groups of N' channels -> L2 norm of every group -> + bias``.
 The norm makes the readout invariant to the common rotation of a synchronised group.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,12 @@ class Readout(nn.Module):
             raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
         if group < 1:
             raise ValueError(f"group (N') must be positive, got {group}")
-        self.in_channels, self.out_channels, self.group, self.kernel_size = in_channels, out_channels, group, kernel_size
+        self.in_channels, self.out_channels, self.group, self.kernel_size = (
+            in_channels,
+            out_channels,
+            group,
+            kernel_size,
+        )
         self.proj = nn.Conv2d(in_channels, out_channels * group, kernel_size, padding=kernel_size // 2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 

@@ -11,6 +11,7 @@ Layout of one checkpoint (a folder)::
 The folder is written as ``step-00000100.tmp`` (for step 100), every file fsync-ed, then renamed, so a
 killed run never leaves a half-written checkpoint under a final name.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from akorn.errors import UserError
 from akorn.engine.files import read_json
+from akorn.errors import UserError
 
 STATE_FILE = "state.json"
 
@@ -68,8 +69,9 @@ def optimizer_from_flat(tensors: dict, structure: dict) -> dict:
     return {"state": state, "param_groups": structure["param_groups"]}
 
 
-def save_checkpoint(root: Path, step: int, model_sd: dict, ema_sd: dict | None, optimizer_sd: dict | None,
-                    meta: dict, keep: int = 3) -> Path:
+def save_checkpoint(
+    root: Path, step: int, model_sd: dict, ema_sd: dict | None, optimizer_sd: dict | None, meta: dict, keep: int = 3
+) -> Path:
     """Write ``root/step-<8-digit step>`` atomically and keep only the newest ``keep`` checkpoints."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

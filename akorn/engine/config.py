@@ -4,6 +4,7 @@ One convention everywhere: overrides are ``key=value`` words after the subcomman
 (``akorn sudoku train preset=cpu epochs=5 lr=5e-4``). ``preset=NAME`` applies a named
 preset of the experiment before the other overrides.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,11 @@ def _convert(value, typ, key: str):
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{key} expects a list, got {value!r}")
         inner = args[0] if args else str
-        return type(value)(_convert(v, inner, key) for v in value) if origin is list else tuple(
-            _convert(v, inner, key) for v in value)
+        return (
+            type(value)(_convert(v, inner, key) for v in value)
+            if origin is list
+            else tuple(_convert(v, inner, key) for v in value)
+        )
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -104,7 +108,9 @@ def parse_words(words: list[str]) -> dict[str, str]:
     return out
 
 
-def resolve(cls, words: list[str] | None = None, config_file: str | None = None, presets: dict | None = None, base=None):
+def resolve(
+    cls, words: list[str] | None = None, config_file: str | None = None, presets: dict | None = None, base=None
+):
     """defaults (or ``base``) <- preset <- YAML file <- ``key=value`` words."""
     cfg = base if base is not None else cls()
     overrides = parse_words(words or [])

@@ -3,6 +3,7 @@
 Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set) the process group is started with
 NCCL on CUDA and gloo otherwise. Rank 0 alone logs and writes checkpoints.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,6 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world > 1
-
-
 
 
 def pick_device(name: str = "auto") -> torch.device:

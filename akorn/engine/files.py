@@ -1,4 +1,5 @@
 """Small file helpers shared by the engine and the visualisation: clear errors, no half-written state."""
+
 from __future__ import annotations
 
 import json

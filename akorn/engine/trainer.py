@@ -6,19 +6,20 @@ model draws for it. A resumed run therefore needs only the weights, the optimize
 the EMA and the step -- and ends bitwise equal to an uninterrupted run on CPU.
 Under torchrun every rank computes the same global batch and takes its contiguous shard.
 """
+
 from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,9 +28,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import akorn
 from akorn.engine import checkpoint as ck
 from akorn.engine.config import to_dict
-from akorn.engine.distributed import (DistInfo, all_reduce_mean, barrier, init_distributed, pick_device)
-from akorn.errors import UserError
+from akorn.engine.distributed import all_reduce_mean, barrier, init_distributed, pick_device
 from akorn.engine.files import ensure_writable_dir, read_json
+from akorn.errors import UserError
 
 
 @dataclass
@@ -129,8 +130,10 @@ def rng_state() -> dict:
     import base64
     import random
 
-    return {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
-            "python": repr(random.getstate())}
+    return {
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+        "python": repr(random.getstate()),
+    }
 
 
 def set_rng_state(state: dict):
@@ -180,7 +183,9 @@ class RunFolder:
     def read_config(self, experiment) -> dict:
         data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
         if data.get("experiment") != experiment.name:
-            raise UserError(f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}")
+            raise UserError(
+                f"run folder {self.path} is from experiment {data.get('experiment')!r}, not {experiment.name!r}"
+            )
         return {**FIELDS_OF_OLDER_RUNS, **experiment.fields_of_older_runs, **data["config"]}
 
     def latest_checkpoint(self) -> Path | None:
@@ -195,7 +200,9 @@ class RunFolder:
         """On resume: drop records from steps after the checkpoint, they will be redone."""
         if not self.metrics.exists():
             return
-        keep = [line for line in self.metrics.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+        keep = [
+            line for line in self.metrics.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
+        ]
         tmp = self.metrics.with_suffix(".tmp")
         tmp.write_text("".join(line + "\n" for line in keep))
         os.replace(tmp, self.metrics)
@@ -317,7 +324,9 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     train_model = model
     if info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if cfg.compile and not getattr(experiment, "handles_compile", False):
         train_model = torch.compile(train_model)
 
@@ -337,10 +346,21 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     def save(step):
         if info.is_main:
-            meta = {"experiment": experiment.name, "version": akorn.__version__, "config": to_dict(cfg),
-                    "rng": rng_state()}
-            ck.save_checkpoint(run.checkpoints, step, model.state_dict(), ema_state(ema) if ema is not None else None,
-                               optimizer.state_dict(), meta, keep=cfg.keep_checkpoints)
+            meta = {
+                "experiment": experiment.name,
+                "version": akorn.__version__,
+                "config": to_dict(cfg),
+                "rng": rng_state(),
+            }
+            ck.save_checkpoint(
+                run.checkpoints,
+                step,
+                model.state_dict(),
+                ema_state(ema) if ema is not None else None,
+                optimizer.state_dict(),
+                meta,
+                keep=cfg.keep_checkpoints,
+            )
         barrier(info)
 
     def run_eval(step):
@@ -356,8 +376,10 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
                     for k, v in metrics.items():
                         if isinstance(v, (int, float)):
                             writer.add_scalar(f"eval/{k}", v, step)
-                bar.write(f"[eval step {step}] " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                                                            if isinstance(v, float)))
+                bar.write(
+                    f"[eval step {step}] "
+                    + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+                )
         barrier(info)
 
     model.train()
@@ -394,8 +416,14 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
             running = {}
             if info.is_main:
                 now = time.time()
-                rec = {"step": done, "split": "train", "epoch": done / steps_per_epoch, "lr": lr_at(cfg, step, total),
-                       "sec_per_step": (now - t_last) / cfg.log_every, **avg}
+                rec = {
+                    "step": done,
+                    "split": "train",
+                    "epoch": done / steps_per_epoch,
+                    "lr": lr_at(cfg, step, total),
+                    "sec_per_step": (now - t_last) / cfg.log_every,
+                    **avg,
+                }
                 t_last = now
                 run.log(rec)
                 if writer is not None:
@@ -419,8 +447,9 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     return run.path
 
 
-def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = None, use_ema: bool = True,
-             step: int | None = None):
+def load_run(
+    experiment: Experiment, run_dir: str, words: list[str] | None = None, use_ema: bool = True, step: int | None = None
+):
     """Model (EMA weights when present), config and checkpoint path from a run folder alone.
 
     ``step``: the checkpoint saved after that optimizer step instead of the latest one."""
@@ -438,8 +467,10 @@ def load_run(experiment: Experiment, run_dir: str, words: list[str] | None = Non
     if step is not None:
         saved = {ck.checkpoint_step(p): p for p in ck.list_checkpoints(run.checkpoints)}
         if step not in saved:
-            raise UserError(f"run folder {run.path} has no checkpoint at step {step}; "
-                            f"it has steps {', '.join(map(str, sorted(saved)))}")
+            raise UserError(
+                f"run folder {run.path} has no checkpoint at step {step}; "
+                f"it has steps {', '.join(map(str, sorted(saved)))}"
+            )
         ckpt_path = saved[step]
     loaded = ck.load_checkpoint(ckpt_path)
     model = experiment.build_model(cfg)

@@ -1,4 +1,5 @@
 """Models shipped inside the package: safetensors weights plus a JSON config, no pickles."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,8 @@ def available(name: str = SUDOKU) -> bool:
 
 def load_sudoku(name: str = SUDOKU, compile: bool = False):
     """The shipped Sudoku AKOrN (eval mode) and its training record."""
-    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
     from akorn.engine.config import from_dict
+    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
 
     w, c = _files(name)
     if not (w.is_file() and c.is_file()):

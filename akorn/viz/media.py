@@ -1,4 +1,5 @@
 """Writing frames: animated GIF (Pillow), MP4 (imageio + ffmpeg), PNG, and the index page."""
+
 from __future__ import annotations
 
 import html
@@ -6,7 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -57,12 +57,16 @@ def write_index(out: Path, title: str = "akorn: oscillators over time"):
         if p.suffix in (".png", ".gif"):
             items.append(f'<figure><img src="{name}"><figcaption>{name}</figcaption></figure>')
         elif p.suffix == ".mp4":
-            items.append(f'<figure><video src="{name}" controls loop muted autoplay></video>'
-                         f"<figcaption>{name}</figcaption></figure>")
-    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:8px}"
-            "img,video{max-width:480px;image-rendering:pixelated}</style>"
-            f"<h1>{html.escape(title)}</h1>" + "\n".join(items))
+            items.append(
+                f'<figure><video src="{name}" controls loop muted autoplay></video>'
+                f"<figcaption>{name}</figcaption></figure>"
+            )
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;background:#111;color:#eee}figure{display:inline-block;margin:8px}"
+        "img,video{max-width:480px;image-rendering:pixelated}</style>"
+        f"<h1>{html.escape(title)}</h1>" + "\n".join(items)
+    )
     tmp = out / "index.html.tmp"
     tmp.write_text(page)
     os.replace(tmp, out / "index.html")

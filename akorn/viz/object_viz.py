@@ -1,4 +1,5 @@
 """A trained image AKOrN over its Kuramoto steps: oscillator colours and cluster masks per step."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Line plots: energy and order parameter against step, board accuracy against T_eval."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ def _plt():
     return plt
 
 
-def plot_curves(curves: dict[str, np.ndarray], path: Path, xlabel: str, ylabel: str, title: str = "",
-                logx: bool = False, x=None):
+def plot_curves(
+    curves: dict[str, np.ndarray], path: Path, xlabel: str, ylabel: str, title: str = "", logx: bool = False, x=None
+):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for label, y in curves.items():

@@ -1,4 +1,5 @@
 """Oscillator states -> colours, jointly over all units and steps so colours compare across time."""
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,8 @@ def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> 
         except ImportError:
             raise UserError("t-SNE needs scikit-learn: pip install scikit-learn") from None
         z = TSNE(3, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (T * U - 1) / 3))).fit_transform(
-            flat.numpy())
+            flat.numpy()
+        )
     elif method == "umap":
         try:
             import umap

@@ -2,6 +2,7 @@
 
 Masking the background (``c = 0`` there) confines the waves to the object.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from akorn.errors import UserError
 from akorn.core.layer import KuramotoLayer
 from akorn.core.oscillators import order_parameter
+from akorn.errors import UserError
 
 
 def default_image(size: int = 64) -> np.ndarray:
@@ -51,8 +52,10 @@ def load_mask(path: str | Path, shape: tuple[int, int], original: tuple[int, int
             im = im.convert("L")
             size = (im.height, im.width)
             if size != tuple(shape) and (original is None or size != tuple(original)):
-                raise UserError(f"mask {path} is {size[0]}x{size[1]}, the image is "
-                                f"{(original or shape)[0]}x{(original or shape)[1]}")
+                raise UserError(
+                    f"mask {path} is {size[0]}x{size[1]}, the image is "
+                    f"{(original or shape)[0]}x{(original or shape)[1]}"
+                )
             if size != tuple(shape):
                 im = im.resize((shape[1], shape[0]), Image.NEAREST)
             return np.asarray(im) > 0
@@ -63,15 +66,34 @@ def load_mask(path: str | Path, shape: tuple[int, int], original: tuple[int, int
 
 
 @torch.no_grad()
-def run_waves(image: np.ndarray, mask: np.ndarray | None, n: int = 2, oscillators: int = 4, steps: int = 96,
-              kernel_size: int = 9, gamma: float = 0.5, omega: float = 0.3, coupling_scale: float = 1.0,
-              stimulus_scale: float = 1.0, seed: int = 0):
+def run_waves(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    n: int = 2,
+    oscillators: int = 4,
+    steps: int = 96,
+    kernel_size: int = 9,
+    gamma: float = 0.5,
+    omega: float = 0.3,
+    coupling_scale: float = 1.0,
+    stimulus_scale: float = 1.0,
+    seed: int = 0,
+):
     """Run the layer from a random state; returns states ``(T+1, H*W, C)`` and energies ``(T+1,)``."""
     H, W, _ = image.shape
     C = n * oscillators
     g = torch.Generator().manual_seed(seed)
-    layer = KuramotoLayer(C, n=n, coupling="conv", kernel_size=kernel_size, omega="global" if n % 2 == 0 else "none",
-                          omega_init=omega, gamma=gamma, c_norm=None, steps=steps)
+    layer = KuramotoLayer(
+        C,
+        n=n,
+        coupling="conv",
+        kernel_size=kernel_size,
+        omega="global" if n % 2 == 0 else "none",
+        omega_init=omega,
+        gamma=gamma,
+        c_norm=None,
+        steps=steps,
+    )
     conv = layer.coupling.conv
     conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * coupling_scale / (kernel_size * C**0.5))
     conv.bias.zero_()

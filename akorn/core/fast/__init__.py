@@ -19,6 +19,7 @@ The functions below pick between the implementations: by whether the code is bei
 by ``torch.compile`` (inductor fuses plain expressions better than hand-written kernels), by
 device and dtype, and by the options the user gave.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,9 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def kuramoto_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True,
-                    planar: bool = False):
+def kuramoto_update(
+    x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True, planar: bool = False
+):
     """Next state and the energy of the current one (see :mod:`akorn.core.fast.fused_update`): the
     hand-derived backward in eager mode when ``fused``, the plain expressions otherwise."""
     if fused and not compiling():
@@ -57,8 +59,9 @@ def pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str
     return (plain_pair_transform if compiling() else viewed_pair_transform)(x, a, b, order)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto",
-           scale: float | None = None) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto", scale: float | None = None
+) -> torch.Tensor:
     """Softmax attention ``softmax(q kᵀ · scale) v`` over ``(B, heads, L, d)``; ``scale`` defaults to ``1/sqrt(d)``.
 
     ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
@@ -93,6 +96,8 @@ def planar_state(coupling, state_layout: str) -> bool:
     """Whether a layer with this coupling steps its state in the planar layout."""
     supported = getattr(coupling, "layout", None) == "tokens" and getattr(coupling, "supports_planar", False)
     if state_layout == "planar" and not supported:
-        raise ValueError("state_layout='planar' needs a tokens-layout coupling with supports_planar "
-                         f"(the attention coupling), got {type(coupling).__name__}")
+        raise ValueError(
+            "state_layout='planar' needs a tokens-layout coupling with supports_planar "
+            f"(the attention coupling), got {type(coupling).__name__}"
+        )
     return supported and state_layout != "interleaved"

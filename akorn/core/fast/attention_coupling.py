@@ -5,6 +5,7 @@ softmax attention), computed with the pair blocks as multiplies (:mod:`akorn.cor
 the projections permuted for the planar state layout and the halves pair order, and the
 attention kernel chosen by :func:`akorn.core.fast.attend`.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F

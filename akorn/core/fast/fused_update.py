@@ -14,6 +14,7 @@ fuses the plain expression instead, so :class:`akorn.KuramotoLayer` uses this fu
 in eager mode (:mod:`akorn.core.fast` chooses). Both give the same values and gradients as
 :func:`akorn.core.maths.kuramoto_step` (``tests/test_kuramoto.py``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ Same numbers, another channel order: ``[o0c0, o1c0, .., o0c1, o1c1, ..]`` instea
 contiguous runs of ``C/N`` channels, which vectorise, instead of over runs of ``N`` (4 floats, a
 quarter of a vector). :class:`akorn.KuramotoLayer` reorders the state once per call.
 """
+
 from __future__ import annotations
 
 import torch

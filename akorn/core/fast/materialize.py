@@ -4,6 +4,7 @@ Inductor inlines small permuted tensors (such as the halves-ordered q, k, v bias
 kernel that reads them, as a scalar gather per element of the large tensor they broadcast
 against. Computed once through this operator, they are read with contiguous vector loads.
 """
+
 from __future__ import annotations
 
 import torch

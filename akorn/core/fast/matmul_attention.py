@@ -4,13 +4,16 @@ Inductor rewrites the plain ``softmax(q kᵀ s) v`` expression into its fused SD
 CPU backward in bfloat16 is several times slower than batched matmuls. Registered as a custom
 operator with its own backward, the matmul form survives compilation as written.
 """
+
 from __future__ import annotations
 
 import torch
 
 
 @torch.library.custom_op("akorn::matmul_attention", mutates_args=())
-def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _matmul_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.matmul(q, k.transpose(-1, -2))
     p = (s if scale == 1.0 else s.mul_(scale)).softmax(-1)
     return torch.matmul(p, v), p

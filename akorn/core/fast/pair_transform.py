@@ -4,6 +4,7 @@
 permuted to :func:`halves_order`, where a pair's partner sits ``D/2`` channels away, so swapping
 partners moves two contiguous halves, which vectorises. Same results in both orders.
 """
+
 from __future__ import annotations
 
 import torch
@@ -74,8 +75,9 @@ class _PairTransform(torch.autograd.Function):
             ga = (g * x).sum_to_size(a.shape)
         if ctx.needs_input_grad[2]:
             (g0, g1), (x0, x1), (b0, b1) = (partner_views(t, order) for t in (g, x, b))
-            gb = torch.stack(((g0 * x1).sum_to_size(b0.shape), (g1 * x0).sum_to_size(b1.shape)),
-                             -2 if order == "halves" else -1).flatten(-2)
+            gb = torch.stack(
+                ((g0 * x1).sum_to_size(b0.shape), (g1 * x0).sum_to_size(b1.shape)), -2 if order == "halves" else -1
+            ).flatten(-2)
         return gx, ga, gb, None
 
 
@@ -95,5 +97,3 @@ def viewed_pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, ord
     if not torch.is_grad_enabled():
         return _pair_multiply(x, a, b, order)
     return _PairTransform.apply(x, a, b, order)
-
-

@@ -12,6 +12,7 @@ T=16) the resident peak reached 2.5 GB with under 1 GB of live tensors. A buffer
 32 MB mmap limit is mapped on its own, and leaves the heap to temporaries that are all freed by
 the end of each step.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,8 +65,9 @@ class _CheckpointedSteps(torch.autograd.Function):
             if g_energy is not None:
                 outputs.append(e)
                 out_grads.append(g_energy[:, t])
-            got = torch.autograd.grad(outputs, [x_in] + [wrt_tensors[i] for i in wrt_index], out_grads,
-                                      allow_unused=True)
+            got = torch.autograd.grad(
+                outputs, [x_in] + [wrt_tensors[i] for i in wrt_index], out_grads, allow_unused=True
+            )
             g_x = got[0]
             # Accumulate in place into buffers of our own, so that no new long-lived block
             # appears between the temporaries of every step.

@@ -4,6 +4,7 @@ Random resized crop, colour jitter (brightness, contrast, saturation 0.4, hue 0.
 probability 0.8, grayscale with probability 0.2. Hue is shifted by rotating chroma in YIQ
 space, a close and cheap stand-in for an HSV hue shift.
 """
+
 from __future__ import annotations
 
 import math

@@ -20,11 +20,12 @@ Readers for the real files: DeepMind multi-object data converted to ``.npz`` (``
 ``(N, H, W, 3)`` and ``mask`` ``(N, K, H, W[, 1])``, slot 0 = background) and CLEVRTex folders
 (``*.png`` with ``*_flat.png`` index masks). No TensorFlow needed.
 """
+
 from __future__ import annotations
 
 import colorsys
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,22 @@ from akorn.errors import UserError
 # Fixed tetrominoes as (row, col) cells; the straight piece (2 orientations) is left out -> 17.
 TETROMINOES = [
     [(0, 0), (0, 1), (1, 0), (1, 1)],  # O
-    [(0, 0), (0, 1), (0, 2), (1, 1)], [(0, 1), (1, 0), (1, 1), (2, 1)],  # T
-    [(0, 1), (1, 0), (1, 1), (1, 2)], [(0, 0), (1, 0), (1, 1), (2, 0)],
-    [(0, 1), (0, 2), (1, 0), (1, 1)], [(0, 0), (1, 0), (1, 1), (2, 1)],  # S
-    [(0, 0), (0, 1), (1, 1), (1, 2)], [(0, 1), (1, 0), (1, 1), (2, 0)],  # Z
-    [(0, 0), (1, 0), (2, 0), (2, 1)], [(0, 0), (0, 1), (0, 2), (1, 0)],  # L
-    [(0, 0), (0, 1), (1, 1), (2, 1)], [(0, 2), (1, 0), (1, 1), (1, 2)],
-    [(0, 1), (1, 1), (2, 1), (2, 0)], [(0, 0), (1, 0), (1, 1), (1, 2)],  # J
-    [(0, 0), (0, 1), (1, 0), (2, 0)], [(0, 0), (0, 1), (0, 2), (1, 2)],
+    [(0, 0), (0, 1), (0, 2), (1, 1)],
+    [(0, 1), (1, 0), (1, 1), (2, 1)],  # T
+    [(0, 1), (1, 0), (1, 1), (1, 2)],
+    [(0, 0), (1, 0), (1, 1), (2, 0)],
+    [(0, 1), (0, 2), (1, 0), (1, 1)],
+    [(0, 0), (1, 0), (1, 1), (2, 1)],  # S
+    [(0, 0), (0, 1), (1, 1), (1, 2)],
+    [(0, 1), (1, 0), (1, 1), (2, 0)],  # Z
+    [(0, 0), (1, 0), (2, 0), (2, 1)],
+    [(0, 0), (0, 1), (0, 2), (1, 0)],  # L
+    [(0, 0), (0, 1), (1, 1), (2, 1)],
+    [(0, 2), (1, 0), (1, 1), (1, 2)],
+    [(0, 1), (1, 1), (2, 1), (2, 0)],
+    [(0, 0), (1, 0), (1, 1), (1, 2)],  # J
+    [(0, 0), (0, 1), (1, 0), (2, 0)],
+    [(0, 0), (0, 1), (0, 2), (1, 2)],
 ]
 COLOURS = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)], np.uint8)
 NUM_CLUSTERS = {"tetrominoes": 4, "dsprites": 7, "clevr-like": 11, "clevr": 11, "clevrtex": 11}
@@ -118,8 +127,15 @@ def dsprite(rng: np.random.Generator, size: int = 64):
     k = 0
     for _ in range(count):
         kind = ("square", "oval", "heart")[rng.integers(3)]
-        m = _shape_mask(kind, yy, xx, rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85), rng.uniform(0.08, 0.18),
-                        rng.uniform(0, 2 * np.pi))
+        m = _shape_mask(
+            kind,
+            yy,
+            xx,
+            rng.uniform(0.15, 0.85),
+            rng.uniform(0.15, 0.85),
+            rng.uniform(0.08, 0.18),
+            rng.uniform(0, 2 * np.pi),
+        )
         if m.sum() < 12:
             continue
         k += 1
@@ -146,9 +162,18 @@ def clevr_like(rng: np.random.Generator, size: int = 128):
     light /= np.linalg.norm(light)
     n = rng.integers(3, 7)
     objs = sorted(
-        [(rng.uniform(0.35, 0.85), rng.uniform(0.12, 0.88), rng.uniform(0.06, 0.11), rng.integers(3),
-          np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.95)), np.float32))
-         for _ in range(n)], key=lambda o: o[0])  # far (small y) first
+        [
+            (
+                rng.uniform(0.35, 0.85),
+                rng.uniform(0.12, 0.88),
+                rng.uniform(0.06, 0.11),
+                rng.integers(3),
+                np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.95)), np.float32),
+            )
+            for _ in range(n)
+        ],
+        key=lambda o: o[0],
+    )  # far (small y) first
     k = 0
     for cy, cx, r, kind, col in objs:
         r = r * (0.7 + 0.5 * cy)  # nearer objects look bigger
@@ -173,7 +198,7 @@ def clevr_like(rng: np.random.Generator, size: int = 128):
         if inside.sum() < 10:
             continue
         k += 1
-        img[inside] = (col[None] * shade[inside][:, None])
+        img[inside] = col[None] * shade[inside][:, None]
         mask[inside] = k
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), _compact(mask)
 
@@ -188,8 +213,9 @@ def generate(name: str, n: int, seed: int = 0, tetromino_layout: str = "crop35")
     rng = np.random.default_rng(seed)
     make = partial(tetromino, layout=tetromino_layout) if name == "tetrominoes" else GENERATORS[name]
     pairs = [make(rng) for _ in range(n)]
-    return ObjectSet(torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])),
-                     name)
+    return ObjectSet(
+        torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])), name
+    )
 
 
 def read_npz(path: str | Path) -> ObjectSet:
@@ -253,5 +279,7 @@ def load(spec: str, n: int, seed: int, image_size: int | None = None, tetromino_
     elif p.is_dir():
         ds = read_clevrtex(p, image_size or 128, n)
     else:
-        raise UserError(f"unknown dataset {spec!r}; choose from {sorted(GENERATORS)}, an .npz file or a CLEVRTex folder")
+        raise UserError(
+            f"unknown dataset {spec!r}; choose from {sorted(GENERATORS)}, an .npz file or a CLEVRTex folder"
+        )
     return ds[:n] if n else ds

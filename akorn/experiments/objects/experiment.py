@@ -1,4 +1,5 @@
 """The object-discovery experiment for the engine: SimCLR training, FG-ARI / MBO evaluation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,20 +69,66 @@ PRESETS = {
     "clevr-like": dict(data="clevr-like", channels=256, patch=8, epochs=300, kernel_size=7),
     # Minutes on 2 CPU cores. Its EMA (0.995 every step from step 20, no warm-up) and clipping at 1.0
     # are what README's tables were trained with; the recipe's slow EMA would lag on runs this short.
-    "cpu": dict(train_size=6000, batch_size=64, epochs=3, channels=64, heads=4, test_size=320, compile=True,
-                checkpoint_every=100, ema_start=20, ema_every=1, ema_decay=0.995, ema_warmup=False, clip_grad=1.0),
-    "tiny": dict(train_size=40, test_size=8, batch_size=8, epochs=2, channels=16, heads=2, steps=2,
-                 checkpoint_every=2, log_every=1, ema_start=1, ema_every=1),
+    "cpu": dict(
+        train_size=6000,
+        batch_size=64,
+        epochs=3,
+        channels=64,
+        heads=4,
+        test_size=320,
+        compile=True,
+        checkpoint_every=100,
+        ema_start=20,
+        ema_every=1,
+        ema_decay=0.995,
+        ema_warmup=False,
+        clip_grad=1.0,
+    ),
+    "tiny": dict(
+        train_size=40,
+        test_size=8,
+        batch_size=8,
+        epochs=2,
+        channels=16,
+        heads=2,
+        steps=2,
+        checkpoint_every=2,
+        log_every=1,
+        ema_start=1,
+        ema_every=1,
+    ),
 }
 
 
 def build_model(cfg: ObjectsConfig, image_size: int):
     if cfg.model == "akorn":
-        return ImageAKOrN(image_size, cfg.patch, cfg.channels, cfg.n, cfg.layers, cfg.steps, cfg.coupling,
-                          cfg.kernel_size, cfg.heads, cfg.omega, cfg.omega_init, cfg.gamma,
-                          None if cfg.c_norm == "none" else cfg.c_norm, cfg.activation_checkpoint, cfg.compile)
-    return ImageIterated(image_size, cfg.patch, cfg.channels, cfg.layers, cfg.steps,
-                         "attn" if cfg.model == "itrsa" else "conv", cfg.kernel_size, cfg.heads)
+        return ImageAKOrN(
+            image_size,
+            cfg.patch,
+            cfg.channels,
+            cfg.n,
+            cfg.layers,
+            cfg.steps,
+            cfg.coupling,
+            cfg.kernel_size,
+            cfg.heads,
+            cfg.omega,
+            cfg.omega_init,
+            cfg.gamma,
+            None if cfg.c_norm == "none" else cfg.c_norm,
+            cfg.activation_checkpoint,
+            cfg.compile,
+        )
+    return ImageIterated(
+        image_size,
+        cfg.patch,
+        cfg.channels,
+        cfg.layers,
+        cfg.steps,
+        "attn" if cfg.model == "itrsa" else "conv",
+        cfg.kernel_size,
+        cfg.heads,
+    )
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -104,15 +151,25 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float() / 255.0
 
 
-def evaluate_masks(model, ds, k: int, method: str, uptile: int = 1, batch: int = 32, seed: int = 0,
-                   uptile_noise: str = "independent", uptile_align: str = "reference"):
+def evaluate_masks(
+    model,
+    ds,
+    k: int,
+    method: str,
+    uptile: int = 1,
+    batch: int = 32,
+    seed: int = 0,
+    uptile_noise: str = "independent",
+    uptile_align: str = "reference",
+):
     """Per-image FG-ARI and MBO over ``ds``; also returns the predicted label maps."""
     device = next(model.parameters()).device
     aris, mbos, preds = [], [], []
     for s in range(0, len(ds), batch):
         imgs = to_float_images(ds.images[s : s + batch]).to(device)
-        p = predict_masks(model, imgs, k, method, uptile, seed=seed, uptile_noise=uptile_noise,
-                          uptile_align=uptile_align)
+        p = predict_masks(
+            model, imgs, k, method, uptile, seed=seed, uptile_noise=uptile_noise, uptile_align=uptile_align
+        )
         gt = ds.masks[s : s + batch].numpy()
         for g, q in zip(gt, p):
             aris.append(fg_ari(g, q))

@@ -1,4 +1,5 @@
 """Masks from synchrony: per-patch features -> L2 normalise -> PCA -> clustering -> pixel labels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 
-def cluster_features(feats: torch.Tensor, k: int, method: str = "agglomerative", pca_dim: int = 128,
-                     seed: int = 0) -> np.ndarray:
+def cluster_features(
+    feats: torch.Tensor, k: int, method: str = "agglomerative", pca_dim: int = 128, seed: int = 0
+) -> np.ndarray:
     """(C, h, w) features of one image -> (h, w) labels in 0..k-1."""
     C, h, w = feats.shape
     if k > h * w:
@@ -43,8 +45,9 @@ def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @torch.no_grad()
-def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent",
-                     align: str = "reference"):
+def uptiled_features(
+    model, images: torch.Tensor, factor: int, generator=None, noise: str = "independent", align: str = "reference"
+):
     """Features on ``factor x factor`` shifted copies, interleaved into a map ``factor`` times denser.
 
     Each copy shifts the image by ``patch/factor`` pixels (edge pixels repeated), so patch
@@ -90,9 +93,17 @@ def uptiled_features(model, images: torch.Tensor, factor: int, generator=None, n
     return out
 
 
-def predict_masks(model, images: torch.Tensor, k: int, method: str = "agglomerative", uptile: int = 1,
-                  pca_dim: int = 128, seed: int = 0, uptile_noise: str = "independent",
-                  uptile_align: str = "reference") -> np.ndarray:
+def predict_masks(
+    model,
+    images: torch.Tensor,
+    k: int,
+    method: str = "agglomerative",
+    uptile: int = 1,
+    pca_dim: int = 128,
+    seed: int = 0,
+    uptile_noise: str = "independent",
+    uptile_align: str = "reference",
+) -> np.ndarray:
     """(B, 3, H, W) images -> (B, H, W) predicted segment labels."""
     g = torch.Generator(device=images.device if images.device.type == "cuda" else "cpu").manual_seed(seed)
     feats = uptiled_features(model, images, uptile, g, uptile_noise, uptile_align).float().cpu()

@@ -1,4 +1,5 @@
 """Segmentation metrics: FG-ARI (background excluded) and MBO (mean best overlap)."""
+
 from __future__ import annotations
 
 import numpy as np

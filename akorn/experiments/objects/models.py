@@ -4,6 +4,7 @@ All map images ``(B, 3, H, W)`` in [0, 1] to per-patch features ``(B, C, h, w)``
 and to a contrastive embedding ``(B, C)`` (``forward``: global max-pool -> Linear(C, 4C) -> ReLU
 -> Linear(4C, C)).
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,10 +48,24 @@ class ImageAKOrN(nn.Module):
     dynamics written as the paper's equation.
     """
 
-    def __init__(self, image_size: int = 32, patch: int = 4, channels: int = 128, n: int = 4, layers: int = 1,
-                 steps: int = 8, coupling: str = "attn", kernel_size: int = 5, heads: int = 8,
-                 omega: str = "identity", omega_init: float = 1.0, gamma: float = 1.0, c_norm: str | None = None,
-                 checkpoint: bool = False, compile: bool = False):
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch: int = 4,
+        channels: int = 128,
+        n: int = 4,
+        layers: int = 1,
+        steps: int = 8,
+        coupling: str = "attn",
+        kernel_size: int = 5,
+        heads: int = 8,
+        omega: str = "identity",
+        omega_init: float = 1.0,
+        gamma: float = 1.0,
+        c_norm: str | None = None,
+        checkpoint: bool = False,
+        compile: bool = False,
+    ):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image_size {image_size} must be divisible by patch {patch}")
@@ -59,10 +74,24 @@ class ImageAKOrN(nn.Module):
         self.grid = grid
         self.embed = PatchEmbed(channels, patch)
         self.layers = nn.ModuleList(
-            KuramotoLayer(channels, n=n, coupling=coupling, kernel_size=kernel_size, heads=heads, grid=grid,
-                          omega=omega, omega_init=omega_init, gamma=gamma, c_norm=c_norm, steps=steps,
-                          checkpoint=checkpoint, compile=compile, check_inputs=False)
-            for _ in range(layers))
+            KuramotoLayer(
+                channels,
+                n=n,
+                coupling=coupling,
+                kernel_size=kernel_size,
+                heads=heads,
+                grid=grid,
+                omega=omega,
+                omega_init=omega_init,
+                gamma=gamma,
+                c_norm=c_norm,
+                steps=steps,
+                checkpoint=checkpoint,
+                compile=compile,
+                check_inputs=False,
+            )
+            for _ in range(layers)
+        )
         self.readouts = nn.ModuleList(Readout(channels, channels, group=n) for _ in range(layers))
         self.head = ContrastiveHead(channels)
 
@@ -88,14 +117,24 @@ class ImageAKOrN(nn.Module):
 class ImageIterated(nn.Module):
     """ItrSA (``mixer="attn"``) or ItrConv (``mixer="conv"``) on patches, T iterations, shared weights."""
 
-    def __init__(self, image_size: int = 32, patch: int = 4, channels: int = 128, layers: int = 1, steps: int = 8,
-                 mixer: str = "attn", kernel_size: int = 5, heads: int = 8):
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch: int = 4,
+        channels: int = 128,
+        layers: int = 1,
+        steps: int = 8,
+        mixer: str = "attn",
+        kernel_size: int = 5,
+        heads: int = 8,
+    ):
         super().__init__()
         self.image_size, self.patch, self.channels = image_size, patch, channels
         self.grid = (image_size // patch, image_size // patch)
         self.embed = PatchEmbed(channels, patch)
-        self.net = IteratedNetwork(channels, self.grid, blocks=layers, steps=steps, heads=heads, mixer=mixer,
-                                   kernel_size=kernel_size)
+        self.net = IteratedNetwork(
+            channels, self.grid, blocks=layers, steps=steps, heads=heads, mixer=mixer, kernel_size=kernel_size
+        )
         self.head = ContrastiveHead(channels)
 
     def features(self, img, generator=None, return_states: bool = False):

@@ -3,6 +3,7 @@
 A :class:`SudokuSet` holds ``quiz`` and ``solution`` as ``(n, 81)`` uint8 tensors, row-major,
 0 for blank in ``quiz``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -16,7 +17,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from akorn.errors import UserError
@@ -37,7 +37,7 @@ class SudokuSet:
     def __len__(self) -> int:
         return self.quiz.shape[0]
 
-    def __getitem__(self, idx) -> "SudokuSet":
+    def __getitem__(self, idx) -> SudokuSet:
         return SudokuSet(self.quiz[idx], self.solution[idx], self.source)
 
     def givens(self) -> torch.Tensor:
@@ -170,8 +170,11 @@ def generate_set(n: int, givens_range: tuple[int, int], seed: int = 0, style: st
         q, s = solver.generate(rng.randint(lo, hi), rng, style=style)
         quizzes.append(q)
         solutions.append(s)
-    return SudokuSet(torch.tensor(quizzes, dtype=torch.uint8), torch.tensor(solutions, dtype=torch.uint8),
-                     f"generated{givens_range}-{style}")
+    return SudokuSet(
+        torch.tensor(quizzes, dtype=torch.uint8),
+        torch.tensor(solutions, dtype=torch.uint8),
+        f"generated{givens_range}-{style}",
+    )
 
 
 def write_csv(ds: SudokuSet, path: str | Path):

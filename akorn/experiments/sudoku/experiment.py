@@ -1,4 +1,5 @@
 """The Sudoku experiment for the engine: config, presets, data, loss, evaluation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,14 +51,33 @@ PRESETS = {
     "cpu": dict(channels=64, heads=4, epochs=4, checkpoint_every=90, eval_limit=300, compile=True),
     # The model shipped with the package: what 2 CPU cores can train in about an hour.
     # EMA every step: the recipe's every-10-steps EMA lags too far behind on a run this short.
-    "cpu-full": dict(channels=128, heads=8, epochs=40, checkpoint_every=90, eval_every=450, eval_limit=500,
-                     compile=True, ema_every=1, ema_warmup=False),
+    "cpu-full": dict(
+        channels=128,
+        heads=8,
+        epochs=40,
+        checkpoint_every=90,
+        eval_every=450,
+        eval_limit=500,
+        compile=True,
+        ema_every=1,
+        ema_warmup=False,
+    ),
     # Baselines with the authors' learning rate.
     "itrsa": dict(model="itrsa", lr=5e-4, blocks=1, steps=16),
     "transformer": dict(model="transformer", lr=5e-4, blocks=8, steps=1),
     # For tests: seconds per run.
-    "tiny": dict(channels=16, heads=2, steps=4, epochs=2, batch_size=10, checkpoint_every=2, log_every=1,
-                 ema_start=1, ema_every=1, eval_limit=20),
+    "tiny": dict(
+        channels=16,
+        heads=2,
+        steps=4,
+        epochs=2,
+        batch_size=10,
+        checkpoint_every=2,
+        log_every=1,
+        ema_start=1,
+        ema_every=1,
+        eval_limit=20,
+    ),
 }
 
 
@@ -68,8 +88,20 @@ class SudokuExperiment(Experiment):
     handles_compile = True
 
     def build_model(self, cfg: SudokuConfig):
-        return build(cfg.model, cfg.channels, cfg.n, cfg.heads, cfg.steps, cfg.blocks, cfg.omega_init,
-                     cfg.learn_omega, cfg.gamma, cfg.learn_gamma, cfg.activation_checkpoint, cfg.compile)
+        return build(
+            cfg.model,
+            cfg.channels,
+            cfg.n,
+            cfg.heads,
+            cfg.steps,
+            cfg.blocks,
+            cfg.omega_init,
+            cfg.learn_omega,
+            cfg.gamma,
+            cfg.learn_gamma,
+            cfg.activation_checkpoint,
+            cfg.compile,
+        )
 
     def _train_spec(self, cfg) -> str:
         if cfg.data:

@@ -20,11 +20,12 @@ Early exits (all off by default, where every row runs exactly T steps):
 * ``select="valid"``: a board stops as soon as one of its rows decodes, at a check, to a grid that
   obeys every rule; its other rows stop too and its waiting rows never start.
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -44,6 +45,7 @@ class Prediction:
 @dataclass
 class Trajectories:
     """What each row ended with."""
+
     digits: torch.Tensor  # (R, 81) long
     confidence: torch.Tensor  # (R,)
     score: torch.Tensor  # (R,) energy score, lower is better
@@ -72,7 +74,7 @@ def _units(device) -> torch.Tensor:
     return _UNITS[key]
 
 
-@lru_cache(maxsize=None)
+@cache
 def pool_sizes(slots: int) -> tuple[int, ...]:
     """The sizes a pool of ``slots`` shrinks through, largest first: ``slots``, then 1, 2, 3 and
     4, 5, 6, 7 times each power of two below it, so at most a quarter of a shrunk pool is idle."""
@@ -97,9 +99,19 @@ def obeys_rules(digits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: torch.Generator,
-              tol: float = 0.0, energy_reduce: str = "sum", chunk: int | None = None, stable: int = 0,
-              check_every: int = 8, boards: torch.Tensor | None = None, stop_when_valid: bool = False) -> Trajectories:
+def run_akorn(
+    model: SudokuAKOrN,
+    quiz: torch.Tensor,
+    steps: int,
+    generator: torch.Generator,
+    tol: float = 0.0,
+    energy_reduce: str = "sum",
+    chunk: int | None = None,
+    stable: int = 0,
+    check_every: int = 8,
+    boards: torch.Tensor | None = None,
+    stop_when_valid: bool = False,
+) -> Trajectories:
     """Every row of ``quiz`` ``(R, 81)`` from its own random start, through a pool of ``chunk`` slots
     (default: all rows at once); rows enter in order, and each draws its start when it enters.
 
@@ -121,9 +133,13 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
     R = quiz.shape[0]
     slots = R if chunk is None else chunk
     quiz = quiz.long()
-    out = Trajectories(quiz.clone(), torch.full((R,), float("-inf"), device=dev),
-                       torch.full((R,), float("inf"), device=dev), torch.zeros(R, dtype=torch.long, device=dev),
-                       torch.zeros(R, dtype=torch.bool, device=dev))
+    out = Trajectories(
+        quiz.clone(),
+        torch.full((R,), float("-inf"), device=dev),
+        torch.full((R,), float("inf"), device=dev),
+        torch.zeros(R, dtype=torch.long, device=dev),
+        torch.zeros(R, dtype=torch.bool, device=dev),
+    )
     solved = torch.zeros(int(boards.max()) + 1 if stop_when_valid and R else 0, dtype=torch.bool, device=dev)
     checking = stable > 0 or stop_when_valid
     # Without exits every row of the pool entered together and leaves at T, so its T steps run
@@ -147,8 +163,14 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
         """Oscillators and bookkeeping for new rows: a fresh random start each, drawn in one call."""
         z = torch.zeros(rows.numel(), device=dev)
         return model.start(quiz[rows], generator), dict(
-            ids=rows, age=z.long(), total=z, prev_e=z, last_e=z, same=z,
-            seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev))
+            ids=rows,
+            age=z.long(),
+            total=z,
+            prev_e=z,
+            last_e=z,
+            same=z,
+            seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev),
+        )
 
     # The pool: the oscillators of every slot, and each row's id, age, energy sums and digits at its last check.
     nxt = 0
@@ -222,7 +244,7 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
             for k, v in new_pool.items():
                 pool[k][at] = v
         if new.numel() < r.numel():
-            pool["ids"][r[new.numel():]] = -1
+            pool["ids"][r[new.numel() :]] = -1
             live = pool["ids"] >= 0
             n_live = int(live.sum())
             size = _ladder_size(slots, n_live, live.numel()) if n_live else 0
@@ -235,9 +257,20 @@ def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, steps: int, generator: tor
 
 
 @torch.no_grad()
-def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int = 1, select: str = "energy",
-            energy_reduce: str = "sum", chunk: int = 100, tol: float = 0.0, seed: int = 0,
-            precision: str = "fp32", stable: int = 0, check_every: int = 8) -> Prediction:
+def predict(
+    model,
+    quiz: torch.Tensor,
+    steps: int | None = None,
+    candidates: int = 1,
+    select: str = "energy",
+    energy_reduce: str = "sum",
+    chunk: int = 100,
+    tol: float = 0.0,
+    seed: int = 0,
+    precision: str = "fp32",
+    stable: int = 0,
+    check_every: int = 8,
+) -> Prediction:
     """Solve ``quiz`` ``(n, 81)``: K random starts per board, keep one per board.
 
     ``select``: ``energy`` (lowest energy score, the paper's voting), ``confidence`` (the most
@@ -268,8 +301,19 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
     with autocast:
         if is_akorn:
             boards = torch.arange(n, device=device).repeat_interleave(K)
-            tr = run_akorn(model, rows, T, gen, tol, energy_reduce, chunk, stable, check_every, boards,
-                           stop_when_valid=select == "valid")
+            tr = run_akorn(
+                model,
+                rows,
+                T,
+                gen,
+                tol,
+                energy_reduce,
+                chunk,
+                stable,
+                check_every,
+                boards,
+                stop_when_valid=select == "valid",
+            )
         else:
             parts = []
             for start in range(0, n, chunk):
@@ -277,8 +321,13 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
                 logits = model(q, steps=T)
                 parts.append((torch.where(q > 0, q, logits.argmax(-1) + 1), _confidence(logits, q)))
             digits = torch.cat([p[0] for p in parts])
-            tr = Trajectories(digits, torch.cat([p[1] for p in parts]), torch.zeros(n, device=device),
-                              torch.full((n,), T, device=device), obeys_rules(digits))
+            tr = Trajectories(
+                digits,
+                torch.cat([p[1] for p in parts]),
+                torch.zeros(n, device=device),
+                torch.full((n,), T, device=device),
+                obeys_rules(digits),
+            )
     scores, confs, valid = tr.score.view(n, K), tr.confidence.float().view(n, K), tr.valid.view(n, K)
     if select == "energy":
         pick = scores.argmin(1)
@@ -287,8 +336,12 @@ def predict(model, quiz: torch.Tensor, steps: int | None = None, candidates: int
     else:
         pick = torch.where(valid, confs + 2, confs).argmax(1)  # confidences lie in [0, 1]
     at = torch.arange(n, device=device)
-    return Prediction(tr.digits.view(n, K, 81)[at, pick].cpu(), confs[at, pick].cpu(),
-                      float(tr.ran.float().mean()), valid[at, pick].cpu())
+    return Prediction(
+        tr.digits.view(n, K, 81)[at, pick].cpu(),
+        confs[at, pick].cpu(),
+        float(tr.ran.float().mean()),
+        valid[at, pick].cpu(),
+    )
 
 
 def accuracy(pred: torch.Tensor, solution: torch.Tensor, quiz: torch.Tensor) -> dict:
@@ -303,5 +356,9 @@ def accuracy(pred: torch.Tensor, solution: torch.Tensor, quiz: torch.Tensor) -> 
     for g in sorted(set(givens.tolist())):
         m = givens == g
         by_givens[int(g)] = {"boards": int(m.sum()), "board_acc": float(boards[m].float().mean())}
-    return {"board_acc": float(boards.float().mean()), "cell_acc": cells, "boards": int(len(pred)),
-            "by_givens": by_givens}
+    return {
+        "board_acc": float(boards.float().mean()),
+        "cell_acc": cells,
+        "boards": int(len(pred)),
+        "by_givens": by_givens,
+    }

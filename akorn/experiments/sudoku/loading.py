@@ -1,4 +1,5 @@
 """Sudoku models from a run folder or from the shipped weights, and how a board is printed."""
+
 from __future__ import annotations
 
 from akorn.errors import UserError
@@ -6,9 +7,9 @@ from akorn.errors import UserError
 
 def load_model(spec: str, overrides=None, compile: bool = False, device: str = "cpu", step: int | None = None):
     """A trained model from a run folder or the shipped one, on ``device``; the compiled step only when asked for."""
-    from akorn.experiments import pretrained
     from akorn.engine.distributed import pick_device
     from akorn.engine.trainer import load_run
+    from akorn.experiments import pretrained
     from akorn.experiments.sudoku.experiment import SudokuExperiment
 
     where = pick_device(device)
@@ -26,8 +27,6 @@ def default_steps(model) -> int:
     return getattr(model, "eval_steps", None) or model.steps
 
 
-
-
 def format_grid(grid) -> str:
     lines = []
     for r in range(9):
@@ -36,5 +35,3 @@ def format_grid(grid) -> str:
         row = grid[9 * r : 9 * r + 9]
         lines.append(" | ".join(" ".join(str(d) if d else "." for d in row[i : i + 3]) for i in (0, 3, 6)))
     return "\n".join(lines)
-
-

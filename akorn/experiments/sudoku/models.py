@@ -2,6 +2,7 @@
 
 All take ``quiz`` ``(B, 81)`` digits (0 = blank) and return logits ``(B, 81, 9)`` for digits 1..9.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,19 +33,45 @@ class SudokuAKOrN(nn.Module):
     every call with fresh noise is a new random trajectory (what energy voting works on).
     """
 
-    def __init__(self, channels: int = 512, n: int = 4, heads: int = 8, steps: int = 16, omega_init: float = 0.5,
-                 learn_omega: bool = True, gamma: float = 1.0, learn_gamma: bool = True,
-                 energy_mode: str = "reference", checkpoint: bool = False, compile: bool = False):
+    def __init__(
+        self,
+        channels: int = 512,
+        n: int = 4,
+        heads: int = 8,
+        steps: int = 16,
+        omega_init: float = 0.5,
+        learn_omega: bool = True,
+        gamma: float = 1.0,
+        learn_gamma: bool = True,
+        energy_mode: str = "reference",
+        checkpoint: bool = False,
+        compile: bool = False,
+    ):
         super().__init__()
         self.channels, self.n = channels, n
         self.embedding = nn.Embedding(10, channels)
         self.kuramoto = KuramotoLayer(
-            channels, n=n, coupling="attn", heads=heads, positions="gta", grid=GRID, omega="global",
-            omega_init=omega_init, learn_omega=learn_omega, gamma=gamma, learn_gamma=learn_gamma, c_norm=None,
-            steps=steps, energy_mode=energy_mode, checkpoint=checkpoint, compile=compile, check_inputs=False,
+            channels,
+            n=n,
+            coupling="attn",
+            heads=heads,
+            positions="gta",
+            grid=GRID,
+            omega="global",
+            omega_init=omega_init,
+            learn_omega=learn_omega,
+            gamma=gamma,
+            learn_gamma=learn_gamma,
+            c_norm=None,
+            steps=steps,
+            energy_mode=energy_mode,
+            checkpoint=checkpoint,
+            compile=compile,
+            check_inputs=False,
         )
-        self.readout = nn.Sequential(Readout(channels, channels, group=n), ResidualFF(channels),
-                                     nn.ReLU(), nn.Linear(channels, channels))
+        self.readout = nn.Sequential(
+            Readout(channels, channels, group=n), ResidualFF(channels), nn.ReLU(), nn.Linear(channels, channels)
+        )
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(channels, 9))
         # Inference reads boards out from the step's state layout many times per trajectory (early
         # exits), for pools of changing size: compiled once for any number of rows. Unbound, so a
@@ -118,11 +145,33 @@ def _check_quiz(quiz: torch.Tensor):
         raise ValueError(f"quiz must be (B, 81) digits, got shape {tuple(quiz.shape)}")
 
 
-def build(model: str, channels: int, n: int, heads: int, steps: int, blocks: int, omega_init: float,
-          learn_omega: bool, gamma: float, learn_gamma: bool, checkpoint: bool = False, compile: bool = False):
+def build(
+    model: str,
+    channels: int,
+    n: int,
+    heads: int,
+    steps: int,
+    blocks: int,
+    omega_init: float,
+    learn_omega: bool,
+    gamma: float,
+    learn_gamma: bool,
+    checkpoint: bool = False,
+    compile: bool = False,
+):
     if model == "akorn":
-        return SudokuAKOrN(channels, n, heads, steps, omega_init, learn_omega, gamma, learn_gamma,
-                           checkpoint=checkpoint, compile=compile)
+        return SudokuAKOrN(
+            channels,
+            n,
+            heads,
+            steps,
+            omega_init,
+            learn_omega,
+            gamma,
+            learn_gamma,
+            checkpoint=checkpoint,
+            compile=compile,
+        )
     if model in ("itrsa", "transformer"):
         return SudokuIterated(channels, heads, blocks, steps)
     raise ValueError(f"unknown Sudoku model {model!r}; choose akorn, itrsa or transformer")

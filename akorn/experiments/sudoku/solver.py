@@ -3,10 +3,11 @@
 A bitmask depth-first search that always branches on the blank with the fewest
 candidates. Grids are sequences of 81 ints, row-major, 0 for blank.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 FULL = 0x3FE  # bits 1..9
 BOX = [3 * (r // 3) + c // 3 for r in range(9) for c in range(9)]
@@ -139,8 +140,9 @@ def random_solution(rng: random.Random) -> list[int]:
     return solve([0] * 81, limit=1, rng=rng)[0]
 
 
-def generate(givens: int, rng: random.Random, max_restarts: int = 200,
-             style: str = "unique") -> tuple[list[int], list[int]]:
+def generate(
+    givens: int, rng: random.Random, max_restarts: int = 200, style: str = "unique"
+) -> tuple[list[int], list[int]]:
     """A puzzle with exactly ``givens`` clues and a unique solution, and that solution.
 
     Removes clues in random order from a random full grid while the puzzle stays
