@@ -93,20 +93,71 @@ def _symmetric_conv_layer(channels, k, gamma):
 
 
 def test_lyapunov_energy_never_increases_for_symmetric_coupling():
+    """``layer.lyapunov_energy`` (with its ½) is the plain formula of ``akorn.core.maths`` and does
+    not rise along the steps of a symmetric coupling with a bias and Ω = 0."""
     torch.manual_seed(1)
     layer = _symmetric_conv_layer(16, 3, gamma=0.02)
+    with torch.no_grad():
+        layer.coupling.conv.bias.normal_(0, 0.3)  # a bias is part of the linear term's constant
     x = torch.randn(2, 16, 6, 6)
     c = torch.randn(2, 16, 6, 6) * 0.5
-
-    def lyapunov(state):
-        return -0.5 * (state * layer.coupling(state)).flatten(1).sum(1) - (c * state).flatten(1).sum(1)
-
     with torch.no_grad():
-        traj = layer(x, c, steps=200, return_trajectory=True).trajectory
-        energies = torch.stack([lyapunov(traj[:, t]) for t in range(traj.shape[1])], 1)
+        energies = [layer.lyapunov_energy(layer.start(x, c))]
+        layer.run(x, c, steps=200, on_step=lambda t, state, e: energies.append(layer.lyapunov_energy(state)))
+        energies = torch.stack(energies, 1)
+        state = layer.start(x, c)
+        units = state.x.flatten(2).transpose(1, 2)
+        cu = c.flatten(2).transpose(1, 2)
+        bias = layer.coupling.conv.bias
+        Wx = maths.coupling(layer, units, (6, 6)) - bias
+        plain = maths.lyapunov_energy(units, Wx, bias + cu)
+        torch.testing.assert_close(layer.lyapunov_energy(state), plain)
+        voting = maths.voting_energy(units, Wx + bias + cu)
+        torch.testing.assert_close(layer.voting_energy(state), voting)
+        assert not torch.allclose(plain, voting)  # the ½ makes them differ
     diffs = energies[:, 1:] - energies[:, :-1]
     assert (diffs <= 1e-4).all(), diffs.max()
     assert (energies[:, -1] < energies[:, 0] - 1.0).all()  # it really moves downhill
+
+
+def test_run_watches_and_stops_the_loop():
+    """``on_step`` sees every step with the energy of the state it left; ``stop`` ends the run there."""
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=4, coupling="conv", steps=10, energy_mode="states")
+    x, c = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    seen = []
+    with torch.no_grad():
+        full = layer(x, c, return_trajectory=True, return_energy=True)
+        r = layer.run(
+            x,
+            c,
+            on_step=lambda t, s, e: seen.append((t, s.x, e)),
+            stop=lambda t, s, e: t == 4,
+            return_trajectory=True,
+            return_energy=True,
+        )
+        for t, (state, e) in enumerate(layer.iterate(layer.start(x, c), 10), 1):
+            torch.testing.assert_close(state.x, full.trajectory[:, t])
+            torch.testing.assert_close(e, full.energy[:, t - 1])
+    assert [t for t, _, _ in seen] == [1, 2, 3, 4]
+    torch.testing.assert_close(r.x, full.trajectory[:, 4])
+    assert r.trajectory.shape[1] == 5 and r.energy.shape[1] == 5
+    for t, xs, e in seen:
+        torch.testing.assert_close(xs, full.trajectory[:, t])
+        torch.testing.assert_close(e, full.energy[:, t - 1])
+
+
+def test_stimulus_is_normalised_once_whichever_way_the_layer_is_driven():
+    torch.manual_seed(0)
+    layer = KuramotoLayer(8, n=4, coupling="conv", c_norm="gn", steps=3)
+    with torch.no_grad():
+        layer.c_norm.weight.normal_()
+    x, c = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4) * 5 + 3
+    with torch.no_grad():
+        state = layer.start(x, c)
+        torch.testing.assert_close(state.stimulus, layer.normalize_stimulus(c))
+        last = [s for s, _ in layer.iterate(layer.start(x, c))][-1]
+        torch.testing.assert_close(last.x, layer(x, c))
 
 
 @pytest.mark.parametrize("coupling", ["conv", "attn"])
