@@ -64,7 +64,7 @@ def save(array_or_path, name: str, width: int | None = None) -> str:
     if width and im.width > width:
         im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
     im.save(IMAGES / name, optimize=True)
-    return name
+    return f"images/{name}"
 
 
 def main():

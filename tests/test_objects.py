@@ -287,7 +287,10 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert r.returncode == 2 and "more than the 64 patches" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "data=mnist", f"out_dir={tmp_path}", "name=u")
     assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr
+    r = run_cli("objects", "train", "preset=tiny", "image_size=28", f"out_dir={tmp_path}", "name=v")
+    assert r.returncode == 2 and "expects 28x28" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "image_size=30", f"out_dir={tmp_path}", "name=v")
-    assert r.returncode == 2 and "expects 30x30" in r.stderr
+    assert r.returncode == 2 and "image_size (30) must be a multiple of patch (4)" in r.stderr
+    assert not (tmp_path / "v").exists()  # nothing written before the config is checked
     r = run_cli("objects", "train", "preset=tiny", "tetromino_layout=sparse", f"out_dir={tmp_path}", "name=w")
     assert r.returncode == 2 and "tetromino_layout must be one of" in r.stderr

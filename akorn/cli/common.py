@@ -8,6 +8,7 @@ Spellings that were renamed keep working, with a one-line notice on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -98,6 +99,11 @@ def _truthy(value: str, word: str) -> bool:
     if v in ("0", "false", "no", "off"):
         return False
     raise SystemExit(f"akorn: error: {word}: a switch takes true or false")
+
+
+def is_first_process() -> bool:
+    """Rank 0 under torchrun (or a single process): the one that prints for all."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def subcommands(parser: argparse.ArgumentParser, dest: str = "action"):

@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except UserError as e:
-        print(f"akorn: error: {e}", file=sys.stderr)
-        return 2
+        if str(e):
+            print(f"akorn: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from akorn.cli.common import DEVICE_HELP, subcommands, train_parser
+from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
 from akorn.errors import UserError
 
 
@@ -60,7 +60,9 @@ def cmd_train(args):
     if args.resume:
         base = from_dict(ObjectsConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
     cfg = resolve(ObjectsConfig, args.overrides, args.config, PRESETS, base=base)
-    print(f"run folder: {train(exp, cfg, resume=args.resume)}")
+    run = train(exp, cfg, resume=args.resume)
+    if is_first_process():
+        print(f"run folder: {run}")
 
 
 def save_grid(images, gt, pred, path: Path, rows: int = 8):

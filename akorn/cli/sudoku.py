@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -9,8 +10,15 @@ from pathlib import Path
 
 import torch
 
-from akorn.cli.common import DEVICE_HELP, subcommands, train_parser
-from akorn.engine.files import ensure_writable_dir
+from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.engine.files import (
+    check_output_file,
+    decode_lines,
+    ensure_writable_dir,
+    read_json,
+    read_text_lines,
+    write_text_atomically,
+)
 from akorn.errors import UserError
 from akorn.experiments.sudoku.inference import SELECTS
 from akorn.experiments.sudoku.loading import default_steps, format_grid, load_model
@@ -180,7 +188,8 @@ def cmd_train(args):
     else:
         cfg = resolve(SudokuConfig, args.overrides, args.config, PRESETS)
     run = train(exp, cfg, resume=args.resume)
-    print(f"run folder: {run}")
+    if is_first_process():
+        print(f"run folder: {run}")
 
 
 def check_inference_args(args):
@@ -190,6 +199,10 @@ def check_inference_args(args):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
+    for name in ("limit", "per_givens"):
+        v = getattr(args, name, 0)
+        if v < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be 0 (all) or a positive number of boards, got {v}")
     if getattr(args, "stable", 0) < 0:
         raise UserError(f"--stable must be 0 (off) or a positive number of steps, got {args.stable}")
     tol = getattr(args, "tol", 0.0)
@@ -238,6 +251,8 @@ def cmd_eval(args):
     from akorn.experiments.sudoku import data as sdata
 
     check_inference_args(args)
+    if args.json:
+        check_output_file(args.json, "--json file")
     model, _ = load_model(args.run, args.overrides, args.compile, args.device, args.step)
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
@@ -258,7 +273,7 @@ def cmd_eval(args):
     for g, r in rep["by_givens"].items():
         print(f"{g:6d}  {r['boards']:6d}  {100 * r['board_acc']:8.2f}%")
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=2))
+        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
 
 
 def cmd_solve(args):
@@ -270,15 +285,20 @@ def cmd_solve(args):
     lines = list(args.puzzles)
     source = "argument"
     if args.file:
-        source = args.file
-        fh = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        lines += fh.read().splitlines()
+        source = "stdin" if args.file == "-" else args.file
+        if args.file == "-":
+            lines += decode_lines(sys.stdin.buffer.read(), "stdin")
+        else:
+            lines += read_text_lines(args.file, "puzzle file")
     elif not lines and not sys.stdin.isatty():
         source = "stdin"
-        lines = sys.stdin.read().splitlines()
-    if not lines:
-        raise UserError("no puzzles given: pass them as arguments, with --file, or on stdin")
+        lines = decode_lines(sys.stdin.buffer.read(), "stdin")
     grids, errors = sdata.read_puzzles(lines, source)
+    if not grids:
+        raise UserError(
+            f"no puzzles in {source if source != 'argument' else 'the arguments'}: give 81-character puzzles "
+            "as arguments, with --file, or on stdin (blank lines and # comments are skipped)"
+        )
     good = [g for g in grids if g is not None]
     digits = None
     if good:
@@ -345,6 +365,7 @@ def cmd_extension(args):
         ts = [int(t) for t in args.steps.split(",")]
     except ValueError:
         raise UserError(f"--steps must be comma-separated positive integers, got {args.steps!r}") from None
+    check_inference_args(argparse.Namespace(limit=args.limit, per_givens=args.per_givens))
     if min(ts) < 1 or args.chunk < 1:
         raise UserError(f"--steps values and --chunk must be positive, got --steps {args.steps} --chunk {args.chunk}")
     ds = sdata.load(args.data, args.split)
@@ -402,7 +423,7 @@ def cmd_export(args):
         raise UserError(f"--eval-steps must be positive (or 0 for the training T), got {args.eval_steps}")
     model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
     run = RunFolder(Path(args.run))
-    metrics = [json.loads(l) for l in run.metrics.read_text().splitlines() if l.strip()] if run.metrics.exists() else []
+    metrics = run.read_metrics()
     # Only the steps up to the exported checkpoint: a run may have gone on after it.
     saved_step = checkpoint_step(ckpt)
     train_secs = sum(
@@ -431,7 +452,7 @@ def cmd_export(args):
         else [],
         "training_seconds_logged": round(train_secs),
         "initialised_from": lineage,
-        "evaluations": [json.loads(Path(p).read_text()) for p in args.eval],
+        "evaluations": [read_json(Path(p), "--eval report") for p in args.eval],
         "summary": args.summary,
         "stored_dtype": args.dtype,
         "eval_steps": args.eval_steps or cfg.steps,

@@ -85,7 +85,16 @@ def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:
 def cmd_waves(args):
     from akorn.viz import media, plots, waves
 
-    out = ensure_writable_dir(args.out)
+    if args.size < 0:
+        raise UserError(f"--size must be a positive number of pixels, or 0 to keep the image's size; got {args.size}")
+    if args.kernel < 1 or args.kernel % 2 == 0:
+        raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
+    if args.steps < 1:
+        raise UserError(f"--steps must be positive, got {args.steps}")
+    if args.n < 1 or args.oscillators < 1:
+        raise UserError(f"--n and --oscillators must be positive, got {args.n} and {args.oscillators}")
+    if args.fps < 1:
+        raise UserError(f"--fps must be positive, got {args.fps}")
     if args.image:
         from PIL import Image
 
@@ -105,10 +114,9 @@ def cmd_waves(args):
         mask = waves.load_mask(args.mask, (H, W), original)
     elif args.threshold is not None:
         mask = image.mean(-1) > args.threshold
-    if args.kernel < 1 or args.kernel % 2 == 0:
-        raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
-    if args.steps < 1:
-        raise UserError(f"--steps must be positive, got {args.steps}")
+    waves.check_run_size(H, W, args.n * args.oscillators, args.steps)
+    # Everything is checked: only now is the output folder made, so a failed run leaves nothing behind.
+    out = ensure_writable_dir(args.out)
     kw = dict(
         n=args.n,
         oscillators=args.oscillators,
@@ -162,7 +170,8 @@ def cmd_sudoku(args):
     from akorn.viz import media, plots
     from akorn.viz.sudoku_viz import render_frames, trace_board
 
-    out = ensure_writable_dir(args.out)
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be positive, got {args.steps}")
     if args.puzzle:
         grids, errors = sdata.read_puzzles([args.puzzle], "puzzle")
         if grids[0] is None:
@@ -175,6 +184,7 @@ def cmd_sudoku(args):
         raise UserError("oscillator videos need an AKOrN model, not a baseline")
     sols = solve(quiz.tolist(), limit=1)
     solution = torch.tensor(sols[0]) if sols else None
+    out = ensure_writable_dir(args.out)
     states, digits, energies = trace_board(model, quiz, args.steps or default_steps(model), args.seed)
     colours = _colour(states, "pca", model.n)
     frames = render_frames(colours, digits, quiz, solution, energies)
@@ -224,8 +234,8 @@ def cmd_accuracy(args):
     for path in args.results:
         try:
             curves = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read {path}: {e}") from None
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise UserError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
         if not _is_results(curves):
             raise UserError(f"{path} is not a results.json of 'akorn sudoku extension' ({{model: {{T: accuracy}}}})")
         merge_curves(results, curves, path)
@@ -243,7 +253,6 @@ def cmd_objects(args):
     from akorn.viz import media, plots
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
-    out = ensure_writable_dir(args.out)
     exp = ObjectsExperiment()
     model, cfg, _ = load_run(exp, args.run, ["compile=false"])
     if not isinstance(model, ImageAKOrN):
@@ -251,6 +260,7 @@ def cmd_objects(args):
     ds = exp.test_data(cfg)
     if not 0 <= args.index < len(ds):
         raise UserError(f"--index must be in 0..{len(ds) - 1}")
+    out = ensure_writable_dir(args.out)
     img = to_float_images(ds.images[args.index : args.index + 1])
     k = args.clusters or exp.clusters(cfg)
     with torch.no_grad():

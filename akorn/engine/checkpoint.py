@@ -72,11 +72,26 @@ def optimizer_from_flat(tensors: dict, structure: dict) -> dict:
 def save_checkpoint(
     root: Path, step: int, model_sd: dict, ema_sd: dict | None, optimizer_sd: dict | None, meta: dict, keep: int = 3
 ) -> Path:
-    """Write ``root/step-<8-digit step>`` atomically and keep only the newest ``keep`` checkpoints."""
+    """Write ``root/step-<8-digit step>`` atomically and keep only the newest ``keep`` checkpoints.
+
+    A full disk or a permission error is a :class:`UserError`; the half-written folder is removed
+    and the earlier checkpoints are left as they were.
+    """
     root = Path(root)
+    tmp = root / f"{checkpoint_name(step)}.tmp"
+    try:
+        return _write_checkpoint(root, tmp, step, model_sd, ema_sd, optimizer_sd, meta, keep)
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+        raise UserError(
+            f"cannot write the checkpoint of step {step} in {root}: {reason}; the earlier checkpoints are kept"
+        ) from None
+
+
+def _write_checkpoint(root, tmp, step, model_sd, ema_sd, optimizer_sd, meta, keep) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
-    tmp = root / f"{checkpoint_name(step)}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -144,13 +159,24 @@ def load_weights(path: Path) -> dict:
         raise UserError(f"corrupt weights file {path}: {e}") from None
 
 
-def load_checkpoint(ckpt: Path) -> dict:
-    """Load a checkpoint folder into ``{"state", "model", "ema", "optimizer"}``."""
+def load_checkpoint(ckpt: Path, need_ema: bool = False) -> dict:
+    """Load a checkpoint folder into ``{"state", "model", "ema", "optimizer"}``.
+
+    ``need_ema``: the run keeps an EMA, so a checkpoint without ``ema.safetensors`` is damaged
+    (resuming would restart the EMA, which is what gets evaluated, from scratch)."""
     ckpt = Path(ckpt)
     state = read_json(ckpt / STATE_FILE, f"not a checkpoint ({ckpt})")
+    step = state.get("step") if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f"corrupt {ckpt / STATE_FILE}: its step must be a non-negative integer, got {step!r}")
     out = {"state": state, "model": load_weights(ckpt / "model.safetensors"), "ema": None, "optimizer": None}
     if (ckpt / "ema.safetensors").exists():
         out["ema"] = load_weights(ckpt / "ema.safetensors")
+    elif need_ema:
+        raise UserError(
+            f"checkpoint {ckpt} has no ema.safetensors, though its run keeps an EMA (the weights "
+            "that get evaluated); restore the file, or use an earlier checkpoint"
+        )
     if "optimizer" in state:
         out["optimizer"] = optimizer_from_flat(load_weights(ckpt / "optimizer.safetensors"), state["optimizer"])
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from pathlib import Path
 
@@ -73,6 +74,30 @@ def _convert(value, typ, key: str):
             raise UserError(f"{key} expects a string, got {value!r}")
         return str(value)
     return value
+
+
+def require(ok: bool, message: str):
+    """A config check: a :class:`UserError` with ``message`` unless ``ok``."""
+    if not ok:
+        raise UserError(message)
+
+
+def check_ranges(cfg, **ranges):
+    """``field=(low, high)`` (either may be None): the field is a finite number within them."""
+    for key, (low, high) in ranges.items():
+        value = getattr(cfg, key)
+        if not math.isfinite(value):
+            raise UserError(f"{key} must be a finite number, got {value}")
+        if low is not None and value < low:
+            raise UserError(f"{key} must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise UserError(f"{key} must be at most {high}, got {value}")
+
+
+def check_choice(cfg, key: str, choices):
+    value = getattr(cfg, key)
+    if value not in choices:
+        raise UserError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def _fields(cls) -> dict[str, typing.Any]:

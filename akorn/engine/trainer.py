@@ -14,7 +14,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import akorn
 from akorn.engine import checkpoint as ck
-from akorn.engine.config import to_dict
-from akorn.engine.distributed import all_reduce_mean, barrier, init_distributed, pick_device
+from akorn.engine.config import check_choice, check_ranges, require, to_dict
+from akorn.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, pick_device
 from akorn.engine.files import ensure_writable_dir, read_json
 from akorn.errors import UserError
 
@@ -69,19 +72,43 @@ class TrainConfig:
     # EMA weights are taken when it has them: they are the ones evaluated.
     init: str = ""
 
+    # What to do at a step whose loss or gradient norm is not finite: stop (keep the last good
+    # checkpoint, exit non-zero) or skip the step (no update, no EMA update; counted in the metrics).
+    nonfinite: str = "stop"
+
     def validate(self):
-        if self.batch_size < 1:
-            raise UserError(f"batch_size must be positive, got {self.batch_size}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise UserError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise UserError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise UserError(f"precision must be fp32 or bf16, got {self.precision!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.checkpoint_every < 1 or self.ema_every < 1 or self.log_every < 1:
-            raise UserError("checkpoint_every, ema_every and log_every must be positive")
+        """Every field's type is checked on parsing; here their ranges and relations, before anything is written."""
+        check_ranges(
+            self,
+            epochs=(1, None),
+            max_steps=(0, None),
+            batch_size=(1, None),
+            lr=(0, None),
+            weight_decay=(0, None),
+            warmup_steps=(0, None),
+            clip_grad=(0, None),
+            ema_decay=(0, None),
+            ema_every=(1, None),
+            ema_start=(0, None),
+            threads=(0, None),
+            eval_every=(0, None),
+            checkpoint_every=(1, None),
+            keep_checkpoints=(1, None),
+            log_every=(1, None),
+            seed=(0, None),
+        )
+        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        require(self.ema_decay < 1, f"ema_decay must be below 1 (0 disables the EMA), got {self.ema_decay}")
+        check_choice(self, "optimizer", ("adam", "adamw"))
+        check_choice(self, "lr_schedule", ("constant", "cosine"))
+        check_choice(self, "precision", ("fp32", "bf16"))
+        check_choice(self, "nonfinite", ("stop", "skip"))
+        device = self.device.split(":")
+        require(
+            device[0] in ("auto", "cpu", "cuda", "mps")
+            and (len(device) == 1 or device[0] == "cuda" and len(device) == 2 and device[1].isdigit()),
+            f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
+        )
 
 
 class Experiment(abc.ABC):
@@ -173,12 +200,15 @@ class RunFolder:
     def write_config(self, experiment: str, cfg):
         data = {"experiment": experiment, "version": akorn.__version__, "config": to_dict(cfg)}
         tmp = self.path / "config.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(tmp, self.path / "config.json")
         prog = os.path.basename(sys.argv[0])
         prog = "akorn" if prog == "__main__.py" else prog  # python -m akorn, torchrun -m akorn
-        with open(self.path / "command.txt", "a") as f:
-            f.write(" ".join([prog] + sys.argv[1:]) + "\n")
+        try:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+            os.replace(tmp, self.path / "config.json")
+            with open(self.path / "command.txt", "a") as f:
+                f.write(" ".join([prog] + sys.argv[1:]) + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write the run folder {self.path}: {e.strerror}") from None
 
     def read_config(self, experiment) -> dict:
         data = read_json(self.path / "config.json", f"not a run folder ({self.path})")
@@ -193,19 +223,83 @@ class RunFolder:
         return found[-1] if found else None
 
     def log(self, record: dict):
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        """Append one record as one line; the newline goes last, so a torn write leaves a last line without one."""
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write {self.metrics}: {e.strerror}") from None
+
+    def read_metrics(self) -> list[dict]:
+        """The records of ``metrics.jsonl``. A torn last line (what a power cut or a full disk leaves)
+        is dropped with a notice; a bad line anywhere else is a :class:`UserError`."""
+        if not self.metrics.exists():
+            return []
+        try:
+            text = self.metrics.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read {self.metrics}: {e}") from None
+        lines = text.split("\n")
+        records = []
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            last = i >= len(lines) - 1
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a record")
+                if last and not text.endswith("\n"):
+                    raise ValueError("no newline")
+            except ValueError:
+                if last:
+                    print(f"akorn: dropping the torn last line of {self.metrics}", file=sys.stderr)
+                    continue
+                raise UserError(f"corrupt {self.metrics}: line {i} is not a JSON record") from None
+            records.append(record)
+        return records
 
     def truncate_metrics(self, step: int):
-        """On resume: drop records from steps after the checkpoint, they will be redone."""
+        """On resume: drop records from steps after the checkpoint (they will be redone) and a torn last line."""
         if not self.metrics.exists():
             return
-        keep = [
-            line for line in self.metrics.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
-        ]
+        keep = [r for r in self.read_metrics() if _record_step(r) <= step]
         tmp = self.metrics.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.metrics)
+        try:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            os.replace(tmp, self.metrics)
+        except OSError as e:
+            raise UserError(f"cannot rewrite {self.metrics}: {e.strerror}") from None
+
+    def lock(self):
+        """Hold the run folder for this process: a second training of the same folder is refused
+        instead of reading checkpoints that rotation is deleting. The lock ends with the process."""
+        import fcntl
+
+        try:
+            handle = open(self.path / ".lock", "a+")
+        except OSError as e:
+            raise UserError(f"run folder {self.path} cannot be written: {e.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(
+                f"run folder {self.path} is in use by a training still running (pid {owner}); "
+                "wait for it to end or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+
+def _record_step(record: dict) -> int:
+    step = record.get("step", 0)
+    return step if isinstance(step, int | float) and not isinstance(step, bool) else 0
 
 
 def total_grad_norm(params) -> torch.Tensor:
@@ -277,9 +371,13 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     if cfg.batch_size % info.world:
         raise UserError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world}")
 
+    lock = None
     if resume is not None:
         run = RunFolder(Path(resume))
+        if info.is_main:
+            lock = run.lock()  # before reading checkpoints that another training could be rotating
         ckpt_path = run.latest_checkpoint()
+        run.read_metrics()  # a corrupt metrics file stops the resume here, before anything is rewritten
     else:
         name = cfg.name or f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunFolder(Path(cfg.out_dir) / name)
@@ -296,7 +394,10 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
         total = min(total, cfg.max_steps)
 
     torch.manual_seed(cfg.seed)
-    model = experiment.build_model(cfg).to(device)
+    try:
+        model = experiment.build_model(cfg).to(device)
+    except ValueError as e:
+        raise UserError(f"cannot build the model of this config: {e}") from None
     if cfg.init and ckpt_path is None:
         load_init_weights(model, cfg.init)
     ema = make_ema(model, cfg)
@@ -306,8 +407,11 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     start = 0
     if ckpt_path is not None:
-        loaded = ck.load_checkpoint(ckpt_path)
-        model.load_state_dict(loaded["model"])
+        loaded = ck.load_checkpoint(ckpt_path, need_ema=ema is not None)
+        try:
+            model.load_state_dict(loaded["model"])
+        except RuntimeError:
+            raise UserError(_misfit(ckpt_path, loaded["state"].get("config", {}), cfg)) from None
         if ema is not None and loaded["ema"] is not None:
             load_ema_state(ema, loaded["ema"])
         if loaded["optimizer"] is not None:
@@ -318,8 +422,9 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
 
     if info.is_main:
         ensure_writable_dir(run.path)
-        run.write_config(experiment.name, cfg)
+        lock = lock or run.lock()
         run.truncate_metrics(start)
+        run.write_config(experiment.name, cfg)
     barrier(info)
 
     train_model = model
@@ -385,59 +490,81 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     model.train()
     shard = cfg.batch_size // info.world
     t_last, running = time.time(), {}
-    for step in range(start, total):
-        for g in optimizer.param_groups:
-            g["lr"] = lr_at(cfg, step, total)
-        idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
-        batch = data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
-        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        gen = step_generator(cfg.seed, step, device)
-        with _autocast(device, cfg.precision):
-            loss, metrics = experiment.loss(train_model, batch, gen, cfg, shard=(info.rank * shard, cfg.batch_size))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_grad > 0:
-            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-        else:
-            gnorm = total_grad_norm(params)
-        # Metrics stay on the device until they are logged: a float() here would make the host
-        # wait for the GPU at every step.
-        metrics["grad_norm"] = gnorm.detach()
-        optimizer.step()
-        done = step + 1
-        if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
-            ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
-            ema.update_parameters(model)
-        metrics["loss"] = loss.detach()
-        for k, v in metrics.items():
-            running.setdefault(k, []).append(v)
-        if done % cfg.log_every == 0 or done == total:
-            avg = all_reduce_mean({k: sum(float(x) for x in v) / len(v) for k, v in running.items()}, info, device)
-            running = {}
-            if info.is_main:
-                now = time.time()
-                rec = {
-                    "step": done,
-                    "split": "train",
-                    "epoch": done / steps_per_epoch,
-                    "lr": lr_at(cfg, step, total),
-                    "sec_per_step": (now - t_last) / cfg.log_every,
-                    **avg,
-                }
-                t_last = now
-                run.log(rec)
-                if writer is not None:
-                    for k, v in avg.items():
-                        writer.add_scalar(f"train/{k}", v, done)
-                bar.set_postfix(loss=f"{avg['loss']:.4f}")
-        if bar is not None:
-            bar.update(1)
-        if on_step is not None:
-            on_step(done)
-        if done % cfg.checkpoint_every == 0 or done == total:
-            save(done)
-        if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != total:
-            run_eval(done)
+    skipped = 0
+    with _signals_as_requests() as requests:
+        for step in range(start, total):
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(cfg, step, total)
+            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
+            batch = data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            gen = step_generator(cfg.seed, step, device)
+            with _autocast(device, cfg.precision):
+                loss, metrics = experiment.loss(train_model, batch, gen, cfg, shard=(info.rank * shard, cfg.batch_size))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad > 0:
+                gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            else:
+                gnorm = total_grad_norm(params)
+            # One look at the host per step: is the step finite, and did a signal ask to stop?
+            # Both are agreed on by every rank, so all stop or skip at the same step.
+            finite, stop = _agree(torch.isfinite(loss.detach()) & torch.isfinite(gnorm), requests, info, device)
+            done = step + 1
+            if not finite:
+                if cfg.nonfinite == "stop":
+                    raise UserError(
+                        f"training stopped at step {done}: the loss ({float(loss):.4g}) or the gradient norm "
+                        f"({float(gnorm):.4g}) is not finite; the last good checkpoint is "
+                        f"{run.latest_checkpoint() or 'none (no checkpoint was saved yet)'}; lower lr, or set "
+                        "nonfinite=skip to skip such steps"
+                    )
+                skipped += 1
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                # Metrics stay on the device until they are logged: a float() here would make the host
+                # wait for the GPU at every step.
+                metrics["grad_norm"] = gnorm.detach()
+                optimizer.step()
+                if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
+                    ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
+                    ema.update_parameters(model)
+                metrics["loss"] = loss.detach()
+                for k, v in metrics.items():
+                    running.setdefault(k, []).append(v)
+            if (done % cfg.log_every == 0 or done == total) and running:
+                avg = all_reduce_mean({k: sum(float(x) for x in v) / len(v) for k, v in running.items()}, info, device)
+                running = {}
+                if info.is_main:
+                    now = time.time()
+                    rec = {
+                        "step": done,
+                        "split": "train",
+                        "epoch": done / steps_per_epoch,
+                        "lr": lr_at(cfg, step, total),
+                        "sec_per_step": (now - t_last) / cfg.log_every,
+                        **avg,
+                    }
+                    if skipped:
+                        rec["skipped_steps"] = skipped
+                    t_last = now
+                    run.log(rec)
+                    if writer is not None:
+                        for k, v in avg.items():
+                            writer.add_scalar(f"train/{k}", v, done)
+                    bar.set_postfix(loss=f"{avg['loss']:.4f}")
+            if bar is not None:
+                bar.update(1)
+            if on_step is not None:
+                on_step(done)
+            if done % cfg.checkpoint_every == 0 or done == total or stop:
+                save(done)
+            if stop:
+                if bar is not None:
+                    bar.close()
+                raise TrainingInterrupted(requests["signal"], done, run.path, experiment.name, info.is_main)
+            if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != total:
+                run_eval(done)
     if start < total or total == 0:
         run_eval(total)
     if bar is not None:
@@ -445,6 +572,59 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     if writer is not None:
         writer.close()
     return run.path
+
+
+class TrainingInterrupted(UserError):
+    """SIGINT or SIGTERM during training: the step in progress was finished and saved."""
+
+    def __init__(self, signum: int, step: int, run: Path, experiment: str, main: bool):
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"{name} at step {step}: saved {run / 'checkpoints' / ck.checkpoint_name(step)}; resume with: "
+            f"akorn {experiment} train --resume {run}"
+            if main
+            else ""  # rank 0 speaks for every process
+        )
+
+
+@contextlib.contextmanager
+def _signals_as_requests():
+    """SIGINT and SIGTERM become a request to stop after the current step (a second one stops at once)."""
+    requests: dict = {}
+
+    def on_signal(signum, frame):
+        if "signal" in requests:
+            raise KeyboardInterrupt
+        requests["signal"] = signum
+
+    if threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requests
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _agree(finite: torch.Tensor, requests: dict, info: DistInfo, device) -> tuple[bool, bool]:
+    """``(the step is finite on every rank, some rank was asked to stop)``, in one host sync."""
+    flags = torch.stack([(~finite).float(), torch.tensor(float("signal" in requests), device=finite.device)])
+    if info.enabled:
+        flags = flags.to(device)
+        dist.all_reduce(flags)
+    bad, stop = flags.tolist()
+    return bad == 0, stop > 0
+
+
+def _misfit(ckpt: Path, saved: dict, cfg) -> str:
+    """Why a checkpoint's weights do not fit the model of ``cfg``: the config fields that differ."""
+    now = to_dict(cfg)
+    differ = [f"{k}={saved[k]!r} there, {now[k]!r} now" for k in sorted(saved) if k in now and saved[k] != now[k]]
+    detail = "; ".join(differ[:4]) if differ else "its saved config matches, so its files do not"
+    return f"checkpoint {ckpt} does not fit the model of this config ({detail})"
 
 
 def load_run(
@@ -472,15 +652,18 @@ def load_run(
                 f"it has steps {', '.join(map(str, sorted(saved)))}"
             )
         ckpt_path = saved[step]
-    loaded = ck.load_checkpoint(ckpt_path)
-    model = experiment.build_model(cfg)
+    loaded = ck.load_checkpoint(ckpt_path, need_ema=use_ema and cfg.ema_decay > 0)
+    try:
+        model = experiment.build_model(cfg)
+    except ValueError as e:
+        raise UserError(f"cannot build the model of this config: {e}") from None
     if use_ema and loaded["ema"] is not None:
         sd = ck.ema_model_weights(loaded["ema"])
     else:
         sd = loaded["model"]
     try:
         model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise UserError(f"checkpoint {ckpt_path} does not fit the model: {str(e).splitlines()[0]}") from None
+    except RuntimeError:
+        raise UserError(_misfit(ckpt_path, loaded["state"].get("config", {}), cfg)) from None
     model.eval()
     return model, cfg, ckpt_path

@@ -5,6 +5,7 @@ Masking the background (``c = 0`` there) confines the waves to the object.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +29,50 @@ def default_image(size: int = 64) -> np.ndarray:
     return img
 
 
+def image_to_rgb(im) -> np.ndarray:
+    """A PIL image of any mode -> ``(H, W, 3)`` floats in [0, 1], keeping the full range of 16-bit
+    and 32-bit greyscale (PIL's own RGB conversion clips those at 255)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        a = np.clip(a / top, 0.0, 1.0) if im.mode != "F" else (a - a.min()) / max(float(np.ptp(a)), 1e-12)
+        return np.repeat(a.astype(np.float32)[..., None], 3, -1)
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
 def load_image(path: str | Path, size: int) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` floats in [0, 1], resized to ``size`` x ``size`` unless ``size`` is 0."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size > 0:
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.float32) / 255.0
+            rgb = image_to_rgb(im)
     except FileNotFoundError:
         raise UserError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+    except IsADirectoryError:
+        raise UserError(f"image {path} is a folder, not a file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if size > 0:
+        resized = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        rgb = np.asarray(resized, dtype=np.float32) / 255.0
+    return rgb
+
+
+def check_run_size(height: int, width: int, channels: int, steps: int, limit_bytes: int | None = None):
+    """Refuse a run whose trajectory (``(T+1) x H x W x C`` floats, kept for the video) would not fit:
+    at most half the memory available now, or ``limit_bytes``."""
+    need = (steps + 1) * height * width * channels * 4 * 3  # states, their colours, the frames
+    if limit_bytes is None:
+        try:
+            limit_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        except (ValueError, OSError, AttributeError):
+            limit_bytes = 4 << 30
+    if need > limit_bytes:
+        raise UserError(
+            f"a {height}x{width} image over {steps} steps needs about {need / 2**30:.1f} GiB, more than "
+            f"the {limit_bytes / 2**30:.1f} GiB at hand; resize it (--size 64) or run fewer --steps"
+        )
 
 
 def load_mask(path: str | Path, shape: tuple[int, int], original: tuple[int, int] | None = None) -> np.ndarray:
@@ -61,6 +93,8 @@ def load_mask(path: str | Path, shape: tuple[int, int], original: tuple[int, int
             return np.asarray(im) > 0
     except FileNotFoundError:
         raise UserError(f"mask not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"mask {path} is a folder, not a file") from None
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"cannot read mask {path}: {e}") from None
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from akorn.engine.config import check_choice, check_ranges, require
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
 from akorn.experiments.objects import datasets
@@ -54,13 +55,48 @@ class ObjectsConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if self.model not in ("akorn", "itrsa", "itrconv"):
-            raise UserError(f"model must be akorn, itrsa or itrconv, got {self.model!r}")
-        if self.coupling not in ("attn", "conv"):
-            raise UserError(f"coupling must be attn or conv, got {self.coupling!r}")
+        check_choice(self, "model", ("akorn", "itrsa", "itrconv"))
+        check_choice(self, "coupling", ("attn", "conv"))
+        check_choice(self, "cluster_method", ("agglomerative", "kmeans"))
+        check_choice(self, "omega", ("global", "per_pair", "none", "identity"))
+        check_choice(self, "c_norm", ("gn", "none"))
         datasets.check_tetromino_layout(self.tetromino_layout)
-        if self.cluster_method not in ("agglomerative", "kmeans"):
-            raise UserError(f"cluster_method must be agglomerative or kmeans, got {self.cluster_method!r}")
+        check_ranges(
+            self,
+            train_size=(1, None),
+            test_size=(1, None),
+            image_size=(0, None),
+            channels=(1, None),
+            n=(1, None),
+            patch=(1, None),
+            layers=(1, None),
+            steps=(1, None),
+            heads=(1, None),
+            kernel_size=(1, None),
+            omega_init=(None, None),
+            gamma=(None, None),
+            temperature=(0, None),
+            clusters=(0, None),
+        )
+        require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
+        require(self.kernel_size % 2 == 1, f"kernel_size must be odd, got {self.kernel_size}")
+        require(self.channels % self.n == 0, f"channels ({self.channels}) must be divisible by n ({self.n})")
+        require(
+            self.image_size % self.patch == 0,
+            f"image_size ({self.image_size}) must be a multiple of patch ({self.patch})",
+        )
+        if self.omega in ("global", "per_pair"):
+            require(self.n % 2 == 0, f"omega={self.omega} rotates channel pairs and needs an even n, got {self.n}")
+        if self.model != "akorn":
+            require(self.channels % 4 == 0, f"channels must be divisible by 4 (2-D sinusoids), got {self.channels}")
+        if self.coupling == "attn" or self.model == "itrsa":
+            require(
+                self.channels % self.heads == 0, f"channels ({self.channels}) must be divisible by heads ({self.heads})"
+            )
+            require(
+                (self.channels // self.heads) % 2 == 0,
+                f"channels/heads must be even for GTA's 2x2 blocks, got {self.channels}/{self.heads}",
+            )
 
 
 PRESETS = {

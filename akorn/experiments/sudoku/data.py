@@ -146,7 +146,8 @@ def read_puzzles(lines, source: str = "input") -> tuple[list[list[int] | None], 
             g = parse_grid(line.split(",")[0])
             bad = solver.conflicts(g)
             if bad:
-                raise ValueError("contradictory clues: " + "; ".join(bad))
+                more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+                raise ValueError("contradictory clues: " + "; ".join(bad[:3]) + more)
             grids.append(g)
             errors.append(None)
         except ValueError as e:

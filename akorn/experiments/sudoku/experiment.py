@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from akorn.engine.config import check_choice, check_ranges, require
 from akorn.engine.trainer import Experiment, TrainConfig
-from akorn.errors import UserError
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.inference import accuracy, predict
 from akorn.experiments.sudoku.models import build
@@ -38,12 +38,31 @@ class SudokuConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if self.model not in ("akorn", "itrsa", "transformer"):
-            raise UserError(f"model must be akorn, itrsa or transformer, got {self.model!r}")
-        if self.channels % self.heads or self.channels % self.n:
-            raise UserError(f"channels ({self.channels}) must be divisible by heads ({self.heads}) and n ({self.n})")
-        if self.steps < 1:
-            raise UserError(f"steps must be positive, got {self.steps}")
+        check_choice(self, "model", ("akorn", "itrsa", "transformer"))
+        check_ranges(
+            self,
+            channels=(1, None),
+            n=(1, None),
+            heads=(1, None),
+            steps=(1, None),
+            blocks=(1, None),
+            omega_init=(None, None),
+            gamma=(None, None),
+            eval_limit=(0, None),
+            eval_steps=(0, None),
+        )
+        require(
+            self.channels % self.heads == 0, f"channels ({self.channels}) must be divisible by heads ({self.heads})"
+        )
+        if self.model == "akorn":
+            require(self.channels % self.n == 0, f"channels ({self.channels}) must be divisible by n ({self.n})")
+            require(self.n % 2 == 0, f"n must be even (the natural frequencies rotate channel pairs), got {self.n}")
+            require(
+                (self.channels // self.heads) % 2 == 0,
+                f"channels/heads must be even for GTA's 2x2 blocks, got {self.channels}/{self.heads}",
+            )
+        else:
+            require(self.channels % 4 == 0, f"channels must be divisible by 4 (2-D sinusoids), got {self.channels}")
 
 
 PRESETS = {
