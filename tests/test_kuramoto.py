@@ -226,7 +226,7 @@ def test_gta_at_initialisation_is_a_2d_rotary_embedding():
 
 def test_halves_order_gives_the_same_pair_transform():
     """What the attention coupling computes in halves order is the interleaved-pair transform, permuted."""
-    from akorn.core.fast.pair_transform import half_pair_coefficients, halves_order, swap_halves
+    from akorn.core.fast.pairs import half_pair_coefficients, halves_order, swap_halves
     from akorn.core.gta import apply_pair_blocks
 
     torch.manual_seed(0)
@@ -245,7 +245,7 @@ def test_pair_transform_matches_autograd_of_the_expression(order):
     """Eager multiply-adds into pair views, with and without gradients: the same values and
     gradients (x, a, b) as autograd over ``a * x + b * swap(x)``."""
     from akorn.core.fast import pair_transform
-    from akorn.core.fast.pair_transform import swap_partners
+    from akorn.core.fast.pairs import swap_partners
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64, requires_grad=True)
@@ -513,7 +513,7 @@ def test_matmul_attention_op_gradients_and_compile():
     """The matmul kernel is one custom op: exact float64 gradients, and inductor keeps it (no SDPA swap)."""
     from torch._inductor.utils import run_and_get_code
 
-    from akorn.core.fast.matmul_attention import matmul_attention
+    from akorn.core.fast.attention_op import matmul_attention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 7, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))

@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# OpenMP threads that finish early wait for the others by spinning. On a machine where another
+# process also computes, the spinning threads take the cores the working ones need: a compiled
+# bf16 Sudoku training step slowed 2.7x beside a 2-thread process with spinning, 2.0x with
+# waiting threads asleep (benchmarks/busy_machine.py, docs/speed.md). Set before torch loads;
+# a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from akorn import __version__
 from akorn.cli.common import Parser, subcommands

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.engine.files import check_output_file, write_text_atomically
 from akorn.errors import UserError
 
 
@@ -45,6 +47,8 @@ def add_parser(sub, name: str, help: str):
     )
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
+    e.add_argument("--records", metavar="FILE.jsonl", help="one line per image: its FG-ARI and MBO")
+    e.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
@@ -96,6 +100,13 @@ def cmd_eval(args):
     from akorn.experiments.objects.experiment import ObjectsExperiment, evaluate_masks
     from akorn.experiments.objects.metrics import scores_by_contact
 
+    if args.limit < 0:
+        raise UserError(f"--limit must be 0 (all) or a positive number of images, got {args.limit}")
+    if args.uptile < 1:
+        raise UserError(f"--uptile must be a positive factor (1: off), got {args.uptile}")
+    for path, what in ((args.json, "--json file"), (args.figure, "--figure"), (args.records, "--records file")):
+        if path:
+            check_output_file(path, what)
     exp = ObjectsExperiment()
     model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
     model = model.to(pick_device(args.device))
@@ -106,6 +117,23 @@ def cmd_eval(args):
     h = model.grid[0] * max(1, args.uptile)
     if k > h * h:
         raise UserError(f"k={k} clusters is more than the {h * h} patches of the feature map")
+    from tqdm import tqdm
+
+    from akorn.engine.records import Records
+
+    settings = {"checkpoint": str(ckpt), "weights": args.weights, "k": k, "uptile": args.uptile,
+                "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align}  # fmt: skip
+    records = Records(args.records, {"run": args.run, **settings}) if args.records else None
+    quiet = args.quiet or not sys.stderr.isatty()
+    bar = tqdm(total=len(ds), desc="images", unit="image", disable=quiet, file=sys.stderr)
+
+    def on_batch(first, aris, mbos):
+        for i, (a, m) in enumerate(zip(aris, mbos)):
+            if records is not None:
+                records.write({"index": first + i, "fg_ari": _number(a), "mbo": _number(m)})
+        bar.update(len(aris))
+        bar.set_postfix(fg_ari=f"{100 * np.nanmean(aris):.1f}")
+
     t0 = time.time()
     try:
         aris, mbos, preds = evaluate_masks(
@@ -117,19 +145,26 @@ def cmd_eval(args):
             seed=cfg.seed,
             uptile_noise=args.uptile_noise,
             uptile_align=args.uptile_align,
+            on_batch=on_batch,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
+    finally:
+        bar.close()
+        if records is not None:
+            records.close()
     data = f"{cfg.data} ({cfg.tetromino_layout})" if cfg.data == "tetrominoes" else cfg.data
     rep = {
-        "checkpoint": str(ckpt),
-        "weights": args.weights,
+        **settings,
+        "run": args.run,
         "data": data,
         "images": len(ds),
-        "k": k,
-        "uptile": args.uptile,
-        "uptile_noise": args.uptile_noise,
-        "uptile_align": args.uptile_align,
+        "test_size": cfg.test_size,
+        "seed": cfg.seed,
+        "method": args.method or cfg.cluster_method,
+        "device": str(next(model.parameters()).device),
+        "akorn_version": __import__("akorn").__version__,
+        "torch_version": __import__("torch").__version__,
         "fg_ari_mean": float(np.nanmean(aris)),
         "fg_ari_std": float(np.nanstd(aris)),
         "mbo_mean": float(np.nanmean(mbos)),
@@ -154,4 +189,9 @@ def cmd_eval(args):
     save_grid(ds.images, ds.masks, preds, fig)
     print(f"figure: {fig}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=2))
+        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
+
+
+def _number(x) -> float | None:
+    """A score for JSON: NaN (an image without foreground objects) becomes null."""
+    return None if x != x else float(x)

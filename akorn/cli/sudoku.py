@@ -57,6 +57,18 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     e.add_argument("--json", help="also write the report to this JSON file")
+    e.add_argument(
+        "--records",
+        metavar="FILE.jsonl",
+        help="one line per board as it finishes (default with --json: beside it, NAME.records.jsonl)",
+    )
+    e.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the boards already in the records file (an interrupted evaluation) and add the rest",
+    )
+    e.add_argument("--show-failures", type=int, default=0, metavar="N", help="print the first N boards got wrong")
+    e.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
     e.set_defaults(func=cmd_eval)
 
@@ -133,6 +145,8 @@ def add_parser(sub, name: str, help: str):
     x.add_argument("--per-givens", type=int, default=0, metavar="N", help="first N boards of every number of givens")
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     x.add_argument("--device", default="auto", help=DEVICE_HELP)
     x.add_argument(
         "--precision",
@@ -210,13 +224,8 @@ def check_inference_args(args):
         raise UserError(f"--tol must be 0 (off) or a positive number, got {tol}")
 
 
-def _eval_report(model, ds, args) -> dict:
-    from akorn.experiments.sudoku.inference import accuracy, predict
-
-    t0 = time.time()
-    pred = predict(
-        model,
-        ds.quiz,
+def _inference_options(args, model) -> dict:
+    return dict(
         steps=args.steps or default_steps(model),
         candidates=args.candidates,
         select=args.select,
@@ -228,39 +237,74 @@ def _eval_report(model, ds, args) -> dict:
         stable=args.stable,
         check_every=args.check_every,
     )
-    acc = accuracy(pred.digits, ds.solution, ds.quiz)
-    acc.update(
-        seconds=round(time.time() - t0, 2),
-        steps=args.steps or default_steps(model),
-        candidates=args.candidates,
-        select=args.select,
-        energy=args.energy,
-        tol=args.tol,
-        stable=args.stable,
-        check_every=args.check_every,
-        mean_steps_run=pred.steps_run,
-        valid_grids=float(pred.valid.float().mean()),
-        chunk=args.chunk,
-        precision=args.precision,
-        data=args.data,
-    )
-    return acc
+
+
+def _records_path(args) -> Path | None:
+    if args.records:
+        return Path(args.records)
+    if args.json:
+        return Path(args.json).with_suffix(".records.jsonl")
+    return None
+
+
+def show_progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
 def cmd_eval(args):
+    import platform
+
+    from akorn.engine.records import Records, file_checksum
     from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku.evaluation import evaluate_boards, summarize
 
     check_inference_args(args)
+    if args.show_failures < 0:
+        raise UserError(f"--show-failures must be 0 or a positive number of boards, got {args.show_failures}")
     if args.json:
         check_output_file(args.json, "--json file")
-    model, _ = load_model(args.run, args.overrides, args.compile, args.device, args.step)
+    records_path = _records_path(args)
+    if args.resume and records_path is None:
+        raise UserError("--resume needs the records of the interrupted evaluation: give --records FILE or --json")
+    model, record = load_model(args.run, args.overrides, args.compile, args.device, args.step, with_record=True)
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
         ds = sdata.stratified(ds, args.per_givens)
     if args.limit:
         ds = ds[: args.limit]
-    rep = _eval_report(model, ds, args)
-    rep.update(run=args.run, step=args.step)
+    options = _inference_options(args, model)
+    data_path = Path(args.data)
+    header = {
+        "model": args.run,
+        "model_record": record,
+        "data": args.data,
+        "data_sha256": file_checksum(data_path) if data_path.exists() else None,
+        "split": args.split,
+        **{k: v for k, v in options.items() if k != "chunk"},
+    }
+    records = Records(records_path, header, resume=args.resume) if records_path else None
+    t0 = time.time()
+    try:
+        items = evaluate_boards(model, ds, records, progress=show_progress(args), **options)
+    finally:
+        if records is not None:
+            records.close()
+    rep = summarize(items)
+    device = next(model.parameters()).device
+    rep.update(
+        seconds=round(time.time() - t0, 2),
+        **header,
+        chunk=args.chunk,
+        compile=args.compile,
+        step=args.step,
+        run=args.run,
+        device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        cpu=platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+        akorn_version=__import__("akorn").__version__,
+        torch_version=torch.__version__,
+        records=str(records_path) if records_path else None,
+    )
     print(
         f"boards {rep['boards']}  steps={rep['steps']}  candidates={rep['candidates']}  select={rep['select']}  "
         f"({rep['seconds']} s, {rep['mean_steps_run']:.1f} steps per start)"
@@ -272,6 +316,16 @@ def cmd_eval(args):
     print("givens  boards  board_acc")
     for g, r in rep["by_givens"].items():
         print(f"{g:6d}  {r['boards']:6d}  {100 * r['board_acc']:8.2f}%")
+    if args.show_failures:
+        wrong = [(i, it) for i, it in enumerate(items) if not it["solved"]][: args.show_failures]
+        for i, it in wrong:
+            print(
+                f"\nboard {it['index']} of {args.data} ({it['givens']} givens), got {100 * it['cell_acc']:.1f}% "
+                "of its blanks; the model's answer | the solution:"
+            )
+            answer = format_grid([int(d) for d in it["digits"]]).splitlines()
+            truth = format_grid(ds.solution[i].tolist()).splitlines()
+            print("\n".join(f"{a}    {b}" for a, b in zip(answer, truth)))
     if args.json:
         write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
 
@@ -359,7 +413,7 @@ def cmd_download(args):
 
 def cmd_extension(args):
     from akorn.experiments.sudoku import data as sdata
-    from akorn.experiments.sudoku.inference import accuracy, predict
+    from akorn.experiments.sudoku.evaluation import evaluate_boards, summarize
 
     try:
         ts = [int(t) for t in args.steps.split(",")]
@@ -380,11 +434,17 @@ def cmd_extension(args):
         label = f"{kind} ({Path(spec).name})"
         results[label], cells[label] = {}, {}
         for T in ts:
-            acc = accuracy(
-                predict(model, ds.quiz, steps=T, chunk=args.chunk, precision=args.precision).digits,
-                ds.solution,
-                ds.quiz,
+            items = evaluate_boards(
+                model,
+                ds,
+                progress=show_progress(args),
+                desc=f"{label} T={T}",
+                steps=T,
+                chunk=args.chunk,
+                precision=args.precision,
+                seed=args.seed,
             )
+            acc = summarize(items)
             results[label][T], cells[label][T] = acc["board_acc"], acc["cell_acc"]
             print(f"{label}  T={T}  board {100 * acc['board_acc']:.2f}%  cell {100 * acc['cell_acc']:.2f}%", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -20,7 +20,7 @@ from torch import nn
 
 from akorn.core.fast import ATTENTION_KERNELS, PAIR_ORDERS, choose_pair_order
 from akorn.core.fast.attention_coupling import attention_coupling
-from akorn.core.fast.pair_transform import half_pair_coefficients
+from akorn.core.fast.pairs import half_pair_coefficients
 from akorn.core.gta import GTA, pair_coefficients, rotary_angles, rotation_blocks
 
 
@@ -51,7 +51,7 @@ class AttentionCoupling(nn.Module):
     ``grid`` is ``(H, W)`` or ``(L,)`` and is required unless ``positions="none"``.
     ``attention``: the kernel, see :func:`akorn.core.fast.attend`.
     ``pair_order``: how the position transforms are computed, with identical results:
-    ``"interleaved"`` or ``"halves"`` (see :mod:`akorn.core.fast.pair_transform`); ``"auto"``
+    ``"interleaved"`` or ``"halves"`` (see :mod:`akorn.core.fast.pairs`); ``"auto"``
     chooses (:func:`akorn.core.fast.choose_pair_order`).
     """
 

@@ -4,11 +4,15 @@ For the oscillator ``x_i`` (a unit N-vector) at every unit ``i``::
 
     y   = J(x) + c                                  # coupling plus stimulus
     x  <- normalize_N( x + γ · (Ω x + Proj_x(y)) )  # one Kuramoto step, T times
-    E(x) = - Σ_i <x_i, (J x)_i + c_i>               # energy of a state
+    E(x) = - Σ_i <x_i, (J x)_i + c_i>               # voting energy of a state
 
 ``c`` is fixed during the T steps (optionally GroupNorm-ed once per layer with
 one group per oscillator). Ω acts inside every oscillator as 2x2 rotation
 generators on channel pairs.
+
+The one loop over the steps is :meth:`KuramotoLayer.run` (and :meth:`KuramotoLayer.iterate`
+for callers that drive the steps themselves); :mod:`akorn.core.maths` has the same equations
+written plainly, and :mod:`akorn.core.fast` the faster implementations the layer runs.
 """
 
 from __future__ import annotations

@@ -240,17 +240,16 @@ class RunFolder:
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read {self.metrics}: {e}") from None
         lines = text.split("\n")
+        filled = [i for i, line in enumerate(lines, 1) if line.strip()]
         records = []
         for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            last = i >= len(lines) - 1
+            last = i == filled[-1]
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("not a record")
-                if last and not text.endswith("\n"):
-                    raise ValueError("no newline")
             except ValueError:
                 if last:
                     print(f"akorn: dropping the torn last line of {self.metrics}", file=sys.stderr)
@@ -513,8 +512,10 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
             done = step + 1
             if not finite:
                 if cfg.nonfinite == "stop":
+                    if bar is not None:
+                        bar.close()
                     raise UserError(
-                        f"training stopped at step {done}: the loss ({float(loss):.4g}) or the gradient norm "
+                        f"training stopped at step {done}: the loss ({float(loss.detach()):.4g}) or the gradient norm "
                         f"({float(gnorm):.4g}) is not finite; the last good checkpoint is "
                         f"{run.latest_checkpoint() or 'none (no checkpoint was saved yet)'}; lower lr, or set "
                         "nonfinite=skip to skip such steps"
@@ -532,7 +533,7 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
                 metrics["loss"] = loss.detach()
                 for k, v in metrics.items():
                     running.setdefault(k, []).append(v)
-            if (done % cfg.log_every == 0 or done == total) and running:
+            if (done % cfg.log_every == 0 or done == total) and (running or skipped):
                 avg = all_reduce_mean({k: sum(float(x) for x in v) / len(v) for k, v in running.items()}, info, device)
                 running = {}
                 if info.is_main:
@@ -552,7 +553,8 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
                     if writer is not None:
                         for k, v in avg.items():
                             writer.add_scalar(f"train/{k}", v, done)
-                    bar.set_postfix(loss=f"{avg['loss']:.4f}")
+                    if "loss" in avg:
+                        bar.set_postfix(loss=f"{avg['loss']:.4f}")
             if bar is not None:
                 bar.update(1)
             if on_step is not None:

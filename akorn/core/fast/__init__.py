@@ -6,10 +6,10 @@ equivalence test against :mod:`akorn.core.maths` (``tests/test_kuramoto.py``):
 ============================  ==============================================================
 module                        what it speeds up
 ============================  ==============================================================
-``fused_update``              the per-oscillator update with a hand-derived backward (eager)
+``update``                    the per-oscillator update with a hand-derived backward (eager)
 ``layout``                    the planar state layout (component-major channels)
-``pair_transform``            GTA / rope pair blocks as multiplies into views; halves pair order
-``matmul_attention``          attention as two batched matmuls that ``torch.compile`` keeps whole
+``pairs``                     GTA / rope pair blocks as multiplies into views; halves pair order
+``attention_op``              attention as two batched matmuls that ``torch.compile`` keeps whole
 ``attention_coupling``        the attention coupling's projections in planar / halves order
 ``step_checkpoint``           activation checkpointing over the T steps into one buffer
 ``materialize``               a copy that inductor keeps as a call of its own
@@ -25,10 +25,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from akorn.core.fast.fused_update import fused_update, plain_update
+from akorn.core.fast.attention_op import matmul_attention
 from akorn.core.fast.layout import flipped_pair_swap, stacked_pair_swap
-from akorn.core.fast.matmul_attention import matmul_attention
-from akorn.core.fast.pair_transform import plain_pair_transform, viewed_pair_transform
+from akorn.core.fast.pairs import plain_pair_transform, viewed_pair_transform
+from akorn.core.fast.update import fused_update, plain_update
 
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 PAIR_ORDERS = ("auto", "interleaved", "halves")
@@ -42,7 +42,7 @@ def compiling() -> bool:
 def kuramoto_update(
     x, y, w, gamma, n: int, channel_dim: int, identity: bool = False, fused: bool = True, planar: bool = False
 ):
-    """Next state and the energy of the current one (see :mod:`akorn.core.fast.fused_update`): the
+    """Next state and the energy of the current one (see :mod:`akorn.core.fast.update`): the
     hand-derived backward in eager mode when ``fused``, the plain expressions otherwise."""
     if fused and not compiling():
         return fused_update(x, y, w, gamma, n, channel_dim, identity, planar)
@@ -55,7 +55,7 @@ def pair_swap(x: torch.Tensor, n: int, channel_dim: int, planar: bool) -> torch.
 
 
 def pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str) -> torch.Tensor:
-    """``a * x + b * swap(x)`` (see :mod:`akorn.core.fast.pair_transform`)."""
+    """``a * x + b * swap(x)`` (see :mod:`akorn.core.fast.pairs`)."""
     return (plain_pair_transform if compiling() else viewed_pair_transform)(x, a, b, order)
 
 
@@ -65,7 +65,7 @@ def attend(
     """Softmax attention ``softmax(q kᵀ · scale) v`` over ``(B, heads, L, d)``; ``scale`` defaults to ``1/sqrt(d)``.
 
     ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
-    matmuls and a softmax (:mod:`akorn.core.fast.matmul_attention`). ``"auto"`` picks matmul for
+    matmuls and a softmax (:mod:`akorn.core.fast.attention_op`). ``"auto"`` picks matmul for
     bfloat16 on a CPU, where the fused CPU kernel's backward is several times slower than the
     batched matmuls, and sdpa otherwise.
     """

@@ -1,7 +1,7 @@
 """The attention coupling's forward pass, arranged for speed.
 
 The same maths as :func:`akorn.core.maths.attention_coupling` (dense GTA matrices, plain
-softmax attention), computed with the pair blocks as multiplies (:mod:`akorn.core.fast.pair_transform`),
+softmax attention), computed with the pair blocks as multiplies (:mod:`akorn.core.fast.pairs`),
 the projections permuted for the planar state layout and the halves pair order, and the
 attention kernel chosen by :func:`akorn.core.fast.attend`.
 """
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from akorn.core import fast
 from akorn.core.fast.layout import to_planar
 from akorn.core.fast.materialize import materialize
-from akorn.core.fast.pair_transform import half_pair_coefficients
+from akorn.core.fast.pairs import half_pair_coefficients
 from akorn.core.gta import pair_coefficients
 
 

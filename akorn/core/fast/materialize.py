@@ -5,8 +5,6 @@ kernel that reads them, as a scalar gather per element of the large tensor they 
 against. Computed once through this operator, they are read with contiguous vector loads.
 """
 
-from __future__ import annotations
-
 import torch
 
 

@@ -197,8 +197,11 @@ def evaluate_masks(
     seed: int = 0,
     uptile_noise: str = "independent",
     uptile_align: str = "reference",
+    on_batch=None,
 ):
-    """Per-image FG-ARI and MBO over ``ds``; also returns the predicted label maps."""
+    """Per-image FG-ARI and MBO over ``ds``; also returns the predicted label maps.
+
+    ``on_batch(first, aris, mbos)``: called after every batch with its images' scores (progress, records)."""
     device = next(model.parameters()).device
     aris, mbos, preds = [], [], []
     for s in range(0, len(ds), batch):
@@ -211,6 +214,8 @@ def evaluate_masks(
             aris.append(fg_ari(g, q))
             mbos.append(mbo(g, q))
         preds.append(p)
+        if on_batch is not None:
+            on_batch(s, aris[s:], mbos[s:])
     return np.array(aris), np.array(mbos), np.concatenate(preds)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import lzma
 import random
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from akorn.engine.files import decode_lines
 from akorn.errors import UserError
 from akorn.experiments.sudoku import solver
 
@@ -33,12 +33,17 @@ class SudokuSet:
     quiz: torch.Tensor  # (n, 81) uint8
     solution: torch.Tensor  # (n, 81) uint8
     source: str = ""
+    index: torch.Tensor | None = None  # (n,) each board's place in the file it came from
+
+    def __post_init__(self):
+        if self.index is None:
+            self.index = torch.arange(self.quiz.shape[0])
 
     def __len__(self) -> int:
         return self.quiz.shape[0]
 
     def __getitem__(self, idx) -> SudokuSet:
-        return SudokuSet(self.quiz[idx], self.solution[idx], self.source)
+        return SudokuSet(self.quiz[idx], self.solution[idx], self.source, self.index[idx])
 
     def givens(self) -> torch.Tensor:
         return (self.quiz > 0).sum(1)
@@ -47,14 +52,26 @@ class SudokuSet:
         return {"quiz": self.quiz[idx].long(), "solution": self.solution[idx].long()}
 
 
-def _open_text(path: Path):
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    if path.suffix == ".xz":
-        return io.TextIOWrapper(lzma.open(path), encoding="utf-8")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8")
-    return open(path, encoding="utf-8")
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file, plain or ``.xz`` / ``.gz`` compressed; unreadable files are a one-line
+    :class:`UserError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a file")
+    try:
+        if path.suffix == ".xz":
+            with lzma.open(path) as f:
+                raw = f.read()
+        elif path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise UserError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    return decode_lines(raw, str(path))
 
 
 def parse_grid(text: str) -> list[int]:
@@ -76,24 +93,23 @@ def read_csv(path: str | Path, check: bool = True) -> SudokuSet:
     """
     path = Path(path)
     quizzes, solutions = [], []
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            if lineno == 1 and not parts[0].strip().replace(".", "0").isdigit():
-                continue  # header
-            if len(parts) != 2:
-                raise UserError(f"{path}:{lineno}: expected 'quiz,solution', got {len(parts)} fields")
-            try:
-                q, s = parse_grid(parts[0]), parse_grid(parts[1])
-            except ValueError as e:
-                raise UserError(f"{path}:{lineno}: {e}") from None
-            if check and not solver.is_valid_solution(s, q):
-                raise UserError(f"{path}:{lineno}: the solution is not a valid grid agreeing with the quiz")
-            quizzes.append(q)
-            solutions.append(s)
+    for lineno, line in enumerate(read_lines(path), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(",")
+        if lineno == 1 and not parts[0].strip().replace(".", "0").isdigit():
+            continue  # header
+        if len(parts) != 2:
+            raise UserError(f"{path}:{lineno}: expected 'quiz,solution', got {len(parts)} fields")
+        try:
+            q, s = parse_grid(parts[0]), parse_grid(parts[1])
+        except ValueError as e:
+            raise UserError(f"{path}:{lineno}: {e}") from None
+        if check and not solver.is_valid_solution(s, q):
+            raise UserError(f"{path}:{lineno}: the solution is not a valid grid agreeing with the quiz")
+        quizzes.append(q)
+        solutions.append(s)
     if not quizzes:
         raise UserError(f"{path}: no puzzles found")
     return SudokuSet(torch.tensor(quizzes, dtype=torch.uint8), torch.tensor(solutions, dtype=torch.uint8), str(path))

@@ -27,6 +27,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import torch
 
 from akorn.experiments.sudoku.models import SudokuAKOrN
@@ -40,6 +41,9 @@ class Prediction:
     confidence: torch.Tensor  # (n,) mean max-probability over blank cells of the chosen candidate
     steps_run: float  # mean Kuramoto steps per candidate (less than T after early exits; 0 for one never started)
     valid: torch.Tensor  # (n,) the chosen grid obeys every rule (the clues are copied through, so it solves the puzzle)
+    chosen: torch.Tensor | None = None  # (n,) which start k was kept
+    score: torch.Tensor | None = None  # (n,) its energy score (lower is better; 0 for baselines)
+    board_steps: torch.Tensor | None = None  # (n,) mean steps run by the board's starts
 
 
 @dataclass
@@ -103,7 +107,7 @@ def run_akorn(
     model: SudokuAKOrN,
     quiz: torch.Tensor,
     steps: int,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     tol: float = 0.0,
     energy_reduce: str = "sum",
     chunk: int | None = None,
@@ -111,6 +115,7 @@ def run_akorn(
     check_every: int = 8,
     boards: torch.Tensor | None = None,
     stop_when_valid: bool = False,
+    noise=None,
 ) -> Trajectories:
     """Every row of ``quiz`` ``(R, 81)`` from its own random start, through a pool of ``chunk`` slots
     (default: all rows at once); rows enter in order, and each draws its start when it enters.
@@ -123,7 +128,12 @@ def run_akorn(
 
     ``boards`` ``(R,)``: each row's board, for ``stop_when_valid`` (see the module's docstring). A row
     that never started keeps its clues as digits, confidence -inf, score +inf and 0 steps.
+
+    Starts: ``noise(rows) -> (len(rows), 81, C)``, the initial noise of those rows (see
+    :func:`start_noise`), or else draws from ``generator`` in the order rows enter.
     """
+    if (noise is None) == (generator is None):
+        raise ValueError("give either a generator or a noise function for the starts")
     if check_every < 1 or stable < 0:
         raise ValueError("check_every must be positive and stable non-negative")
     if stop_when_valid and boards is None:
@@ -162,7 +172,11 @@ def run_akorn(
     def start(rows: torch.Tensor):
         """Oscillators and bookkeeping for new rows: a fresh random start each, drawn in one call."""
         z = torch.zeros(rows.numel(), device=dev)
-        return model.start(quiz[rows], generator), dict(
+        if noise is None:
+            state = model.start(quiz[rows], generator)
+        else:
+            state = model.start(quiz[rows], noise=noise(rows).to(dev))
+        return state, dict(
             ids=rows,
             age=z.long(),
             total=z,
@@ -270,12 +284,17 @@ def predict(
     precision: str = "fp32",
     stable: int = 0,
     check_every: int = 8,
+    board_index: torch.Tensor | None = None,
 ) -> Prediction:
     """Solve ``quiz`` ``(n, 81)``: K random starts per board, keep one per board.
 
     ``select``: ``energy`` (lowest energy score, the paper's voting), ``confidence`` (the most
     confident readout), or ``valid`` (a candidate whose grid obeys every rule, the most confident
     of those; the most confident of all when none does; the board stops at the first such grid).
+
+    The K starts of a board depend only on ``(seed, its index, k)`` (:func:`start_noise`); the
+    index is ``board_index`` (the board's place in its file) or its place in ``quiz``. So a board's
+    result does not change with ``chunk``, with the other boards evaluated, or with ``select``.
     """
     if select not in SELECTS:
         raise ValueError(f"select must be one of {SELECTS}, got {select!r}")
@@ -296,16 +315,24 @@ def predict(
         select = "confidence"
     n = quiz.shape[0]
     rows = quiz.repeat_interleave(K, 0)  # board-major: rows b*K .. b*K+K-1 belong to board b
-    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
+    index = torch.arange(n) if board_index is None else torch.as_tensor(board_index).long().cpu()
+    if index.shape != (n,):
+        raise ValueError(f"board_index must have one entry per board ({n}), got shape {tuple(index.shape)}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     with autocast:
         if is_akorn:
             boards = torch.arange(n, device=device).repeat_interleave(K)
+            channels = model.channels
+
+            def noise(r: torch.Tensor) -> torch.Tensor:
+                r = r.cpu()
+                return start_noise(seed, index[r // K], r % K, channels)
+
             tr = run_akorn(
                 model,
                 rows,
                 T,
-                gen,
+                None,
                 tol,
                 energy_reduce,
                 chunk,
@@ -313,6 +340,7 @@ def predict(
                 check_every,
                 boards,
                 stop_when_valid=select == "valid",
+                noise=noise,
             )
         else:
             parts = []
@@ -341,7 +369,22 @@ def predict(
         confs[at, pick].cpu(),
         float(tr.ran.float().mean()),
         valid[at, pick].cpu(),
+        pick.cpu(),
+        scores[at, pick].cpu(),
+        tr.ran.float().view(n, K).mean(1).cpu(),
     )
+
+
+def start_noise(seed: int, boards: torch.Tensor, ks: torch.Tensor, channels: int) -> torch.Tensor:
+    """The initial noise ``(len(boards), 81, channels)`` of start ``ks[i]`` of board ``boards[i]``: each
+    from its own generator, seeded by ``(seed, board, k)`` alone, drawn on the CPU (the same numbers
+    on every device)."""
+    out = torch.empty(len(boards), 81, channels)
+    for i, (b, k) in enumerate(zip(boards.tolist(), ks.tolist())):
+        key = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(b), int(k)]).generate_state(2, np.uint32)
+        generator = torch.Generator().manual_seed(int(key[0]) << 31 | int(key[1]) >> 1)
+        out[i] = torch.randn(81, channels, generator=generator)
+    return out
 
 
 def accuracy(pred: torch.Tensor, solution: torch.Tensor, quiz: torch.Tensor) -> dict:

@@ -5,8 +5,6 @@ CPU backward in bfloat16 is several times slower than batched matmuls. Registere
 operator with its own backward, the matmul form survives compilation as written.
 """
 
-from __future__ import annotations
-
 import torch
 
 
