@@ -225,15 +225,16 @@ def check_inference_args(args):
 
 
 def _inference_options(args, model) -> dict:
+    """``predict``'s options from the command line (``solve`` has no --energy, --chunk or --precision)."""
     return dict(
         steps=args.steps or default_steps(model),
         candidates=args.candidates,
         select=args.select,
-        energy_reduce=args.energy,
-        chunk=args.chunk,
+        energy_reduce=getattr(args, "energy", "sum"),
+        chunk=getattr(args, "chunk", 100),
         tol=args.tol,
         seed=args.seed,
-        precision=args.precision,
+        precision=getattr(args, "precision", "fp32"),
         stable=args.stable,
         check_every=args.check_every,
     )
@@ -357,17 +358,7 @@ def cmd_solve(args):
     digits = None
     if good:
         model, _ = load_model(args.model, device=args.device)
-        digits = predict(
-            model,
-            torch.tensor(good),
-            steps=args.steps or default_steps(model),
-            candidates=args.candidates,
-            select=args.select,
-            seed=args.seed,
-            tol=args.tol,
-            stable=args.stable,
-            check_every=args.check_every,
-        ).digits.tolist()
+        digits = predict(model, torch.tensor(good), **_inference_options(args, model)).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
     for i, (g, err) in enumerate(zip(grids, errors), 1):
