@@ -104,6 +104,15 @@ def add_parser(sub, name: str, help: str):
     d.add_argument("--data-dir", default="data")
     d.set_defaults(func=cmd_download)
 
+    im = s.add_parser(
+        "import", help="convert a Sudoku AKOrN checkpoint of the authors' code (ema_*.pth) into a stored model"
+    )
+    im.add_argument("checkpoint", help="their ema_<epoch>.pth, ema_model.pth or model.pth")
+    im.add_argument("--out", required=True, help="output path without extension: writes OUT.safetensors and OUT.json")
+    im.add_argument("--steps", type=int, default=16, help="T their model was trained with (their --T; default 16)")
+    im.add_argument("--eval-steps", type=int, default=0, metavar="T", help="recommended T at test time (0: --steps)")
+    im.set_defaults(func=cmd_import)
+
     xp = s.add_parser("export", help="write a run's EMA weights as a shippable safetensors + JSON model")
     xp.add_argument("run")
     xp.add_argument("--out", required=True, help="output path without extension, e.g. akorn/weights/sudoku-akorn")
@@ -461,6 +470,37 @@ def cmd_extension(args):
         plot_accuracy_vs_steps(cells, out / "plot-cells.png", ylabel="cell accuracy over blanks (%)")
     except ImportError:
         print("matplotlib not installed: no plot written (pip install matplotlib)")
+
+
+def cmd_import(args):
+    from safetensors.torch import save_file
+
+    from akorn.engine.config import from_dict
+    from akorn.experiments.sudoku.authors import load_authors_checkpoint
+    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
+
+    if args.steps < 1 or args.eval_steps < 0:
+        raise UserError(f"--steps must be positive and --eval-steps non-negative, got {args.steps}, {args.eval_steps}")
+    out = Path(args.out)
+    check_output_file(Path(str(out) + ".safetensors"), "--out")
+    weights, arch = load_authors_checkpoint(args.checkpoint)
+    cfg = from_dict(SudokuConfig, dict(arch, steps=args.steps, model="akorn"), args.checkpoint)
+    model = SudokuExperiment().build_model(cfg)
+    model.load_state_dict(weights)  # every key and shape was checked by the conversion
+    record = {
+        "config": vars(cfg),
+        "imported_from": str(args.checkpoint),
+        "summary": f"imported from the authors' code ({Path(args.checkpoint).name}): C={arch['channels']}, "
+        f"N={arch['n']}, {arch['heads']} heads, T={args.steps}",
+        "eval_steps": args.eval_steps or args.steps,
+    }
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out) + ".safetensors")
+    except OSError as e:
+        raise UserError(f"cannot write {out}.safetensors: {e.strerror}") from None
+    write_text_atomically(str(out) + ".json", json.dumps(record, indent=2), "model record")
+    print(f"wrote {out}.safetensors and {out}.json: {record['summary']}; evaluate it with "
+          f"akorn sudoku eval {out}.safetensors --data FILE")  # fmt: skip
 
 
 def cmd_export(args):

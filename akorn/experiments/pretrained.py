@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
+from pathlib import Path
 
 from akorn.engine.checkpoint import load_weights
 from akorn.errors import UserError
@@ -30,16 +30,28 @@ def available(name: str = SUDOKU) -> bool:
 
 def load_sudoku(name: str = SUDOKU, compile: bool = False):
     """The shipped Sudoku AKOrN (eval mode) and its training record."""
-    from akorn.engine.config import from_dict
-    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
-
     w, c = _files(name)
     if not (w.is_file() and c.is_file()):
         raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
-    record = json.loads(c.read_text())
+    return load_sudoku_files(w, c, compile)
+
+
+def load_sudoku_files(weights, record_file, compile: bool = False):
+    """A Sudoku model stored as safetensors weights plus a JSON record (``export``, ``import``)."""
+    from akorn.engine.config import from_dict
+    from akorn.engine.files import read_json
+    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
+
+    w, c = weights, record_file
+    record = read_json(Path(str(c)), "model record")
+    if not isinstance(record.get("config"), dict):
+        raise UserError(f"{c} is not a model record (it has no config)")
     cfg = from_dict(SudokuConfig, dict(record["config"], compile=compile), str(c))
     model = SudokuExperiment().build_model(cfg)
-    model.load_state_dict(load_weights(w))
+    try:
+        model.load_state_dict(load_weights(w))
+    except RuntimeError as e:
+        raise UserError(f"{w} does not fit the model its record describes: {str(e).splitlines()[0]}") from None
     model.eval()
     # The T its evaluations found best (an even one: these models read out after even steps).
     model.eval_steps = record.get("eval_steps", record.get("test_steps"))

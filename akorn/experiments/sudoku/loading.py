@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from akorn.errors import UserError
 
 
@@ -13,7 +15,8 @@ def load_model(
     step: int | None = None,
     with_record: bool = False,
 ):
-    """A trained model from a run folder or the shipped one, on ``device``; the compiled step only when asked for.
+    """A trained model on ``device`` from a run folder, a shipped model (``pretrained[:NAME]``) or a stored one
+    (``PATH.safetensors`` with ``PATH.json``, from ``export`` or ``import``); compiled only when asked for.
 
     Returns the model and its kind (akorn, itrsa, transformer), or with ``with_record`` the model and
     where it came from: the shipped file's record or the run's checkpoint and config."""
@@ -23,11 +26,18 @@ def load_model(
     from akorn.experiments.sudoku.experiment import SudokuExperiment
 
     where = pick_device(device)
-    if spec == "pretrained" or spec.startswith("pretrained:"):
+    stored = Path(spec).with_suffix(".safetensors") if spec.endswith((".safetensors", ".json")) else None
+    if stored is None and Path(spec + ".safetensors").is_file():
+        stored = Path(spec + ".safetensors")
+    if spec == "pretrained" or spec.startswith("pretrained:") or stored is not None:
         if step is not None:
-            raise UserError("--step applies to run folders, not to a shipped model")
-        name = spec.partition(":")[2] or pretrained.SUDOKU
-        model, record = pretrained.load_sudoku(name, compile=compile)
+            raise UserError("--step applies to run folders, not to a stored model")
+        if stored is not None:
+            name = str(stored)
+            model, record = pretrained.load_sudoku_files(stored, stored.with_suffix(".json"), compile=compile)
+        else:
+            name = spec.partition(":")[2] or pretrained.SUDOKU
+            model, record = pretrained.load_sudoku(name, compile=compile)
         kind = record["config"].get("model", "akorn")
         if with_record:
             keep = ("summary", "checkpoint", "stored_dtype", "eval_steps", "training_seconds_logged")

@@ -1,0 +1,65 @@
+"""The authors' Sudoku AKOrN with random weights against our import of its checkpoint, in float64.
+
+    pip install einops pandas        # what their model code needs
+    python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT
+
+Their model runs from their checkout; its state dict is saved as their training script saves an
+EMA checkpoint, read back by ``akorn.experiments.sudoku.authors`` and run by our model with the
+same noise (their ``fixed_noise``): logits, digits and every step's energy are compared.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from akorn.experiments.sudoku import data as sdata
+from akorn.experiments.sudoku.authors import load_authors_checkpoint
+from akorn.experiments.sudoku.models import SudokuAKOrN
+
+
+def main(authors_repo: str):
+    sys.path.insert(0, authors_repo)
+    from source.models.sudoku.knet import SudokuAKOrN as Theirs
+
+    torch.manual_seed(0)
+    C, heads, T, B = 64, 8, 16, 6
+    theirs = Theirs(n=4, ch=C, L=1, T=T, gamma=1.0, J="attn", use_omega=True, global_omg=True, init_omg=0.5,
+                    learn_omg=True, nl=True, heads=heads).double().eval()  # fmt: skip
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    theirs.fixed_noise = True
+    weights = theirs.state_dict()
+    ema = {f"ema_model.{k}": v for k, v in weights.items()}
+    ema.update({f"online_model.{k}": v for k, v in weights.items()})
+    ema.update(initted=torch.tensor(True), step=torch.tensor(7))
+    path = Path(tempfile.mkdtemp()) / "ema_3.pth"
+    torch.save({"epoch": 3, "model_state_dict": ema}, path)
+
+    converted, arch = load_authors_checkpoint(path)
+    ours = SudokuAKOrN(arch["channels"], arch["n"], arch["heads"], T, energy_mode="reference").double().eval()
+    ours.load_state_dict(converted)
+
+    quiz = sdata.generate_set(B, (26, 34), seed=1).quiz.long()
+    onehot = torch.zeros(B, 81, 9, dtype=torch.float64)
+    given = quiz > 0
+    onehot[given, quiz[given] - 1] = 1
+    with torch.no_grad():
+        out, _, es = theirs(onehot.view(B, 9, 9, 9), given.view(B, 9, 9, 1).double(), return_xs=True, return_es=True)
+        noise = torch.randn(B, C, 9, 9, generator=torch.Generator(device="cpu").manual_seed(42)).double()
+        logits, energy = ours(quiz, noise=noise.permute(0, 2, 3, 1).reshape(B, 81, C), return_energy=True)
+    their_logits, their_energy = out.reshape(B, 81, 9), torch.stack(es[0], 1)
+    print(f"{B} boards, C={C}, {heads} heads, T={T}, float64")
+    print(f"max |logits difference| {(logits - their_logits).abs().max().item():.3g} "
+          f"(logits up to {their_logits.abs().max().item():.3g})")  # fmt: skip
+    print(f"max |energy difference| {(energy - their_energy).abs().max().item():.3g} "
+          f"(energies up to {their_energy.abs().max().item():.3g})")  # fmt: skip
+    print("same digits:", torch.equal(logits.argmax(-1), their_logits.argmax(-1)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT")
+    main(sys.argv[1])
