@@ -125,3 +125,56 @@ def test_solve_handles_the_good_puzzles_of_a_batch_and_names_the_bad_ones(seed, 
     assert len(said) == len(grids)
     for line, e in zip(said, errors):
         assert ("not solved: " + e) in line if e else ("solved" in line)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(FIELDS + ["bogus"]), values), max_size=4))
+def test_a_training_command_with_any_config_writes_nothing_before_it_can_start(tmp_path_factory, words):
+    out = tmp_path_factory.mktemp("runs")
+    extra = [f"{k}={v}" for k, v in words if k not in ("out_dir", "name", "data", "init")]
+    code, _, err = cli("sudoku", "train", "preset=tiny", *extra, f"out_dir={out}", "name=r", "data=/no/such.csv")
+    assert code != 0 and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("akorn: error:")]) == 1, err
+    assert not (out / "r").exists()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300), st.booleans())
+def test_viz_waves_on_any_file_draws_or_refuses_and_leaves_no_folder_on_failure(tmp_path_factory, data, png):
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("waves")
+    path = tmp / "in.png"
+    if png:  # a real image with random pixels, of a random size and mode
+        side = 1 + len(data) % 12
+        pixels = np.frombuffer(data.ljust(side * side, b"\x00")[: side * side], dtype=np.uint8).reshape(side, side)
+        Image.fromarray(pixels, mode="L" if len(data) % 2 else None).convert("RGB" if len(data) % 3 else "L").save(path)
+    else:
+        path.write_bytes(data)
+    code, _, err = cli("viz", "waves", path, "--size", "8", "--steps", "2", "--out", tmp / "o")
+    assert "Traceback" not in err
+    if code:
+        assert not (tmp / "o").exists()
+    else:
+        assert (tmp / "o" / "waves.gif").exists()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_a_symmetry_keeps_a_board_valid_unique_and_as_hard(seed):
+    import torch
+
+    from akorn.experiments.sudoku import solver
+    from akorn.experiments.sudoku.symmetry import apply_symmetries, random_symmetries
+
+    i = seed % len(BOARDS)
+    cells, digits = random_symmetries(1, torch.Generator().manual_seed(seed))
+    quiz = apply_symmetries(BOARDS.quiz[i : i + 1], cells, digits)[0].tolist()
+    solution = apply_symmetries(BOARDS.solution[i : i + 1], cells, digits)[0].tolist()
+    assert solver.is_valid_solution(solution, quiz)
+    assert solver.count_solutions(quiz) == 1
+    assert sum(d > 0 for d in quiz) == int((BOARDS.quiz[i] > 0).sum())
+    assert solver.singles_rounds(quiz) == solver.singles_rounds(BOARDS.quiz[i].tolist())
+
+
+BOARDS = sdata.generate_set(4, (24, 36), seed=1, style="unique")

@@ -1,5 +1,6 @@
 """Sudoku: readers, solver and generator, inference selection, early exit, the solve command."""
 
+import dataclasses
 import gzip
 import json
 import lzma
@@ -8,9 +9,11 @@ import random
 import pytest
 import torch
 
+from akorn.engine.config import resolve
 from akorn.errors import UserError
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku import solver
+from akorn.experiments.sudoku.experiment import PRESETS, SudokuConfig
 from akorn.experiments.sudoku.inference import accuracy, predict, run_akorn
 from akorn.experiments.sudoku.models import SudokuAKOrN, SudokuIterated
 from tests.conftest import run_cli
@@ -434,3 +437,29 @@ def test_eval_picks_a_checkpoint_and_a_device(tmp_path, puzzle_csv):
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
     r = run_cli("sudoku", "eval", "pretrained:no-such-model", "--data", puzzle_csv)
     assert r.returncode == 2 and "'no-such-model' is not in this installation" in r.stderr
+
+
+def test_symmetry_augmentation_trains_and_moves_every_board(tmp_path, puzzle_csv):
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
+    from tests.test_fail_safe import cli
+
+    code, _, err = cli("sudoku", "train", "preset=tiny", "threads=1", f"data={puzzle_csv}", "augment=symmetry",
+                       f"out_dir={tmp_path}", "name=aug")  # fmt: skip
+    assert code == 0, err
+    cfg = resolve(SudokuConfig, ["preset=tiny", "augment=symmetry"], presets=PRESETS)
+    exp = SudokuExperiment()
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, quiz, noise=None):
+            seen["quiz"], seen["noise"] = quiz, noise
+            return torch.zeros(quiz.shape[0], 81, 9, requires_grad=True)
+
+    ds = sdata.read_csv(puzzle_csv)
+    batch = ds.batch(torch.arange(4))
+    exp.loss(Spy(), batch, torch.Generator().manual_seed(3), cfg, shard=(0, 4))
+    moved, noise = seen["quiz"], seen["noise"]
+    plain = dataclasses.replace(cfg, augment="none")
+    exp.loss(Spy(), batch, torch.Generator().manual_seed(3), plain, shard=(0, 4))
+    assert torch.equal(noise, seen["noise"])  # the same noise with and without the option
+    assert (moved != batch["quiz"]).any(1).all() and torch.equal((moved > 0).sum(1), (batch["quiz"] > 0).sum(1))

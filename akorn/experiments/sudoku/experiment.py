@@ -13,6 +13,7 @@ from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.inference import accuracy, predict
 from akorn.experiments.sudoku.models import build
+from akorn.experiments.sudoku.symmetry import apply_symmetries, random_symmetries
 
 
 @dataclass
@@ -35,10 +36,14 @@ class SudokuConfig(TrainConfig):
     eval_data: str = ""  # evaluated during training; "" -> SATNet test split when training on the SATNet folder
     eval_limit: int = 1000
     eval_steps: int = 0  # T during periodic evaluation (0: steps)
+    # "symmetry": every training board drawn through a random element of Sudoku's symmetry group
+    # (not in the paper's recipe; akorn.experiments.sudoku.symmetry). "none": the boards as they are.
+    augment: str = "none"
 
     def validate(self):
         super().validate()
         check_choice(self, "model", ("akorn", "itrsa", "transformer"))
+        check_choice(self, "augment", ("none", "symmetry"))
         check_ranges(
             self,
             channels=(1, None),
@@ -149,6 +154,14 @@ class SudokuExperiment(Experiment):
             global_batch = global_batch or quiz.shape[0]
             full = torch.randn((global_batch, 81, cfg.channels), generator=generator, device=generator.device)
             noise = full[offset : offset + quiz.shape[0]].to(quiz.device)
+        if cfg.augment == "symmetry":
+            # drawn for the whole global batch after the noise, so every rank moves its boards alike
+            # and the noise is the same as without the option
+            offset, global_batch = shard
+            cells, digits = random_symmetries(global_batch or quiz.shape[0], generator)
+            part = slice(offset, offset + quiz.shape[0])
+            quiz = apply_symmetries(quiz, cells[part], digits[part])
+            solution = apply_symmetries(solution, cells[part], digits[part])
         logits = model(quiz, noise=noise)
         loss = F.cross_entropy(logits.reshape(-1, 9).float(), (solution - 1).reshape(-1))
         with torch.no_grad():
