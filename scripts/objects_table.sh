@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The object-discovery results table of README: train AKOrN (attn, conv) and ItrSA on
+# The object-discovery results tables of docs/objects.md: train AKOrN (attn, conv) and ItrSA on
 # Tetrominoes and multi-dSprites with the cpu preset, then evaluate FG-ARI / MBO.
 # Runs one job at a time (they share the CPU); every run's log, metrics and eval JSON
 # land under runs/objects-table/.
@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 DATASETS=("${@:-tetrominoes dsprites}")
 for data in ${DATASETS[@]}; do
   case $data in
-    # README's Tetrominoes tables were made on the older, denser piece layout
+    # the Tetrominoes tables of docs/objects.md use the denser piece layout
     tetrominoes) extra="epochs=8 tetromino_layout=dense32"; tiles="1 4" ;;
     # patch 8 keeps 8x8 tokens on 64x64 images, so a dSprites step costs what a Tetrominoes one does
     dsprites) extra="epochs=4 kernel_size=7 patch=8"; tiles="1 4" ;;

@@ -40,7 +40,7 @@ def test_shipped_models_run_at_their_recommended_even_t():
 
     for name in (pretrained.SUDOKU, pretrained.SUDOKU_CPU):
         model, record = pretrained.load_sudoku(name)
-        # These models read the board out after an even number of steps (README: period two).
+        # These models read the board out after an even number of steps (docs/sudoku.md: period two).
         assert default_steps(model) == record["eval_steps"] and record["eval_steps"] % 2 == 0
         assert record["eval_steps"] != model.steps
 

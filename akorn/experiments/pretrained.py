@@ -9,7 +9,7 @@ from akorn.engine.checkpoint import load_weights
 from akorn.errors import UserError
 
 SUDOKU = "sudoku-akorn"  # C=512, the authors' architecture, trained on a GPU
-SUDOKU_CPU = "sudoku-akorn-c128"  # the smaller model trained on 2 CPU cores, kept for README's CPU results
+SUDOKU_CPU = "sudoku-akorn-c128"  # the smaller model trained on 2 CPU cores (docs/sudoku.md)
 
 
 def names() -> list[str]:

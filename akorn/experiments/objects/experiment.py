@@ -104,7 +104,7 @@ PRESETS = {
     "dsprites": dict(data="dsprites", channels=128, patch=4, epochs=50, kernel_size=7),
     "clevr-like": dict(data="clevr-like", channels=256, patch=8, epochs=300, kernel_size=7),
     # Minutes on 2 CPU cores. Its EMA (0.995 every step from step 20, no warm-up) and clipping at 1.0
-    # are what README's tables were trained with; the recipe's slow EMA would lag on runs this short.
+    # are what the tables of docs/objects.md were trained with; the recipe's slow EMA would lag on runs this short.
     "cpu": dict(
         train_size=6000,
         batch_size=64,
