@@ -3,9 +3,11 @@
     pip install einops pandas        # what their model code needs
     python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT
 
-Their model runs from their checkout; its state dict is saved as their training script saves an
-EMA checkpoint, read back by ``akorn.experiments.sudoku.authors`` and run by our model with the
-same noise (their ``fixed_noise``): logits, digits and every step's energy are compared.
+Their models run from their checkout; their state dicts are saved as their training scripts save
+an EMA checkpoint, read back by ``akorn.experiments.sudoku.authors`` and
+``akorn.experiments.objects.authors`` and run by our models with the same noise (their
+``fixed_noise`` / ``fixed_ptb``): Sudoku logits, digits and every step's energy, and the object
+model's per-patch features and contrastive embedding are compared.
 """
 
 import sys
@@ -19,8 +21,7 @@ from akorn.experiments.sudoku.authors import load_authors_checkpoint
 from akorn.experiments.sudoku.models import SudokuAKOrN
 
 
-def main(authors_repo: str):
-    sys.path.insert(0, authors_repo)
+def check_sudoku():
     from source.models.sudoku.knet import SudokuAKOrN as Theirs
 
     torch.manual_seed(0)
@@ -59,7 +60,43 @@ def main(authors_repo: str):
     print("same digits:", torch.equal(logits.argmax(-1), their_logits.argmax(-1)))
 
 
+def check_objects():
+    from source.models.objs.knet import AKOrN as Theirs
+
+    from akorn.experiments.objects.authors import load_authors_checkpoint as load_objects
+    from akorn.experiments.objects.models import ImageAKOrN
+
+    torch.manual_seed(1)
+    torch.set_default_dtype(torch.float64)  # their noise and ours drawn in float64 alike
+    try:
+        theirs = Theirs(n=4, ch=64, L=2, T=4, psize=4, imsize=32, heads=8, J="attn", gta=True, c_norm="gn").eval()
+        with torch.no_grad():
+            for p in theirs.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        theirs.fixed_ptb = True
+        path = Path(tempfile.mkdtemp()) / "ema_50.pth"
+        torch.save({"epoch": 50, "model_state_dict": {f"ema_model.{k}": v for k, v in theirs.state_dict().items()}},
+                   path)  # fmt: skip
+        converted, f = load_objects(path)
+        arch = {k: f[k] for k in ("patch", "channels", "n", "layers", "coupling", "kernel_size", "heads", "omega")}
+        ours = ImageAKOrN(f["image_size"], steps=4, gamma=f["gamma"], c_norm=f["c_norm"], **arch).double().eval()
+        ours.load_state_dict(converted)
+        images = torch.rand(3, 3, 32, 32)
+        with torch.no_grad():
+            their_features = theirs.feature(images)[0]
+            our_features = ours.features(images, torch.Generator().manual_seed(1234))
+            their_embedding, our_embedding = theirs(images), ours.head(our_features)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    print("objects: 3 images, C=64, 2 attention layers with GTA, T=4, float64")
+    print(f"max |feature difference| {(our_features - their_features).abs().max().item():.3g} "
+          f"(features up to {their_features.abs().max().item():.3g})")  # fmt: skip
+    print(f"max |embedding difference| {(our_embedding - their_embedding).abs().max().item():.3g}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT")
-    main(sys.argv[1])
+    sys.path.insert(0, sys.argv[1])
+    check_sudoku()
+    check_objects()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
-from akorn.engine.files import check_output_file, write_text_atomically
+from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
 from akorn.errors import UserError
 
 
@@ -52,6 +52,16 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
+
+    im = s.add_parser("import", help="make a run folder from an object-discovery checkpoint of the authors' code")
+    im.add_argument("checkpoint", help="their ema_<epoch>.pth, ema_model.pth or model.pth")
+    im.add_argument("--out", required=True, help="the run folder to write (eval and viz take it)")
+    im.add_argument("--steps", type=int, default=8, help="T their model ran with (their --T; default 8)")
+    im.add_argument("--data", default="tetrominoes", help="the data its evaluations use (a name, .npz or folder)")
+    im.add_argument(
+        "--image-size", type=int, default=0, help="image size of a conv-coupled model (attention: read off)"
+    )
+    im.set_defaults(func=cmd_import)
 
 
 def cmd_train(args):
@@ -190,6 +200,29 @@ def cmd_eval(args):
     print(f"figure: {fig}")
     if args.json:
         write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
+
+
+def cmd_import(args):
+    from akorn.engine import checkpoint as ck
+    from akorn.engine.config import from_dict
+    from akorn.engine.trainer import RunFolder
+    from akorn.experiments.objects.authors import load_authors_checkpoint
+    from akorn.experiments.objects.experiment import ObjectsConfig, ObjectsExperiment
+
+    out = Path(args.out)
+    if ck.list_checkpoints(out / "checkpoints"):
+        raise UserError(f"run folder {out} already has checkpoints; give another --out")
+    weights, fields = load_authors_checkpoint(args.checkpoint, args.image_size)
+    cfg = from_dict(ObjectsConfig, dict(fields, steps=args.steps, data=args.data, ema_decay=0.0), args.checkpoint)
+    model = ObjectsExperiment().build_model(cfg)
+    model.load_state_dict(weights)  # every key and shape was checked by the conversion
+    run = RunFolder(out)
+    ensure_writable_dir(out)
+    run.write_config("objects", cfg)
+    meta = {"experiment": "objects", "imported_from": str(args.checkpoint), "config": vars(cfg)}
+    ck.save_checkpoint(run.checkpoints, 0, model.state_dict(), None, None, meta)
+    print(f"wrote the run folder {out} ({fields['coupling']} coupling, C={fields['channels']}, {fields['layers']} "
+          f"layer(s), T={args.steps}); evaluate it with akorn objects eval {out}")  # fmt: skip
 
 
 def _number(x) -> float | None:

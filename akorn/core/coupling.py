@@ -93,7 +93,9 @@ class AttentionCoupling(nn.Module):
             self.gta = GTA(self.grid, self.head_dim, rope_base)
         elif positions == "rope":
             self.register_buffer(
-                "rope", rotation_blocks(rotary_angles(self.grid, self.head_dim, rope_base)).float(), persistent=False
+                "rope",
+                rotation_blocks(rotary_angles(self.grid, self.head_dim, rope_base)).to(torch.get_default_dtype()),
+                persistent=False,
             )
 
     @property

@@ -78,7 +78,9 @@ class GTA(nn.Module):
         super().__init__()
         self.grid = tuple(int(g) for g in grid)
         self.units = math.prod(self.grid)
-        blocks = rotation_blocks(rotary_angles(self.grid, head_dim, base)).float()  # (U, D/2, 2, 2)
+        blocks = rotation_blocks(rotary_angles(self.grid, head_dim, base)).to(
+            torch.get_default_dtype()
+        )  # (U, D/2, 2, 2)
         for name, init in (("q", blocks), ("k", blocks), ("v", blocks), ("o", blocks.transpose(-1, -2))):
             p = nn.Parameter(init.clone(), requires_grad=learnable)
             self.register_parameter(f"mat_{name}", p)
