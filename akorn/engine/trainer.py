@@ -90,12 +90,12 @@ class TrainConfig:
             ema_decay=(0, None),
             ema_every=(1, None),
             ema_start=(0, None),
-            threads=(0, None),
+            threads=(0, 4096),
             eval_every=(0, None),
             checkpoint_every=(1, None),
             keep_checkpoints=(1, None),
             log_every=(1, None),
-            seed=(0, None),
+            seed=(0, 2**31 - 1),
         )
         require(self.lr > 0, f"lr must be positive, got {self.lr}")
         require(self.ema_decay < 1, f"ema_decay must be below 1 (0 disables the EMA), got {self.ema_decay}")
@@ -395,8 +395,9 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     torch.manual_seed(cfg.seed)
     try:
         model = experiment.build_model(cfg).to(device)
-    except ValueError as e:
-        raise UserError(f"cannot build the model of this config: {e}") from None
+    except (ValueError, RuntimeError, MemoryError, OverflowError) as e:  # bad sizes, or too large
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot build the model of this config: {reason}") from None
     if cfg.init and ckpt_path is None:
         load_init_weights(model, cfg.init)
     ema = make_ema(model, cfg)
