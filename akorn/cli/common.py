@@ -101,6 +101,17 @@ def _truthy(value: str, word: str) -> bool:
     raise SystemExit(f"akorn: error: {word}: a switch takes true or false")
 
 
+def add_quiet_option(parser):
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)"
+    )
+
+
+def show_progress(args) -> bool:
+    """A progress bar unless ``--quiet`` or stderr is not a terminal (a log file, a pipe)."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def is_first_process() -> bool:
     """Rank 0 under torchrun (or a single process): the one that prints for all."""
     return os.environ.get("RANK", "0") == "0"

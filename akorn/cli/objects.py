@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.cli.common import (
+    DEVICE_HELP,
+    add_quiet_option,
+    is_first_process,
+    show_progress,
+    subcommands,
+    train_parser,
+)
 from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
 from akorn.errors import UserError
 
@@ -48,7 +55,7 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--figure", default=None, help="PNG grid path (default RUN/masks.png)")
     e.add_argument("--json", help="write the report here too")
     e.add_argument("--records", metavar="FILE.jsonl", help="one line per image: its FG-ARI and MBO")
-    e.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
+    add_quiet_option(e)
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
@@ -134,8 +141,7 @@ def cmd_eval(args):
     settings = {"checkpoint": str(ckpt), "weights": args.weights, "k": k, "uptile": args.uptile,
                 "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align}  # fmt: skip
     records = Records(args.records, {"run": args.run, **settings}) if args.records else None
-    quiet = args.quiet or not sys.stderr.isatty()
-    bar = tqdm(total=len(ds), desc="images", unit="image", disable=quiet, file=sys.stderr)
+    bar = tqdm(total=len(ds), desc="images", unit="image", disable=not show_progress(args), file=sys.stderr)
 
     def on_batch(first, aris, mbos):
         for i, (a, m) in enumerate(zip(aris, mbos)):

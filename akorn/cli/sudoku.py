@@ -10,7 +10,14 @@ from pathlib import Path
 
 import torch
 
-from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.cli.common import (
+    DEVICE_HELP,
+    add_quiet_option,
+    is_first_process,
+    show_progress,
+    subcommands,
+    train_parser,
+)
 from akorn.engine.files import (
     check_output_file,
     decode_lines,
@@ -68,7 +75,7 @@ def add_parser(sub, name: str, help: str):
         help="skip the boards already in the records file (an interrupted evaluation) and add the rest",
     )
     e.add_argument("--show-failures", type=int, default=0, metavar="N", help="print the first N boards got wrong")
-    e.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
+    add_quiet_option(e)
     e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
     e.set_defaults(func=cmd_eval)
 
@@ -155,7 +162,7 @@ def add_parser(sub, name: str, help: str):
     x.add_argument("--out", default="extension", help="output folder for table.md, results.json, plot.png")
     x.add_argument("--chunk", type=int, default=100, help="boards per forward pass")
     x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--quiet", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
+    add_quiet_option(x)
     x.add_argument("--device", default="auto", help=DEVICE_HELP)
     x.add_argument(
         "--precision",
@@ -255,10 +262,6 @@ def _records_path(args) -> Path | None:
     if args.json:
         return Path(args.json).with_suffix(".records.jsonl")
     return None
-
-
-def show_progress(args) -> bool:
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
 def cmd_eval(args):
