@@ -22,6 +22,7 @@ from akorn.errors import UserError
 COMMANDS = {
     "sudoku": ("akorn.cli.sudoku", "Sudoku reasoning: train, evaluate, solve, generate puzzles"),
     "objects": ("akorn.cli.objects", "unsupervised object discovery: train, evaluate masks"),
+    "classify": ("akorn.cli.classify", "image classification: train, robustness to attacks, corruptions, calibration"),
     "viz": ("akorn.cli.viz", "watch oscillators synchronise: waves, Sudoku dynamics, objects, plots"),
     "demo": ("akorn.cli.demo", "solve a few freshly generated SATNet-like puzzles with the shipped Sudoku model"),
 }

@@ -45,6 +45,9 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 100
     max_steps: int = 0  # stop after this many optimizer steps in total (0: epochs decide)
+    # A budget in minutes of training (this process's, not counting evaluation): when a step ends past
+    # it the run saves, evaluates and ends as if done (0: none). A resumed run gets the budget afresh.
+    time_limit: float = 0.0
     batch_size: int = 100  # global batch, split over ranks
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1e-3
@@ -82,6 +85,7 @@ class TrainConfig:
             self,
             epochs=(1, None),
             max_steps=(0, None),
+            time_limit=(0, None),
             batch_size=(1, None),
             lr=(0, None),
             weight_decay=(0, None),
@@ -491,6 +495,7 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     shard = cfg.batch_size // info.world
     t_last, running = time.time(), {}
     skipped = 0
+    t_start = time.time()
     with _signals_as_requests() as requests:
         for step in range(start, total):
             for g in optimizer.param_groups:
@@ -509,6 +514,8 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
                 gnorm = total_grad_norm(params)
             # One look at the host per step: is the step finite, and did a signal ask to stop?
             # Both are agreed on by every rank, so all stop or skip at the same step.
+            if cfg.time_limit > 0 and time.time() - t_start > 60 * cfg.time_limit:
+                requests["time_limit"] = True
             finite, stop = _agree(torch.isfinite(loss.detach()) & torch.isfinite(gnorm), requests, info, device)
             done = step + 1
             if not finite:
@@ -562,6 +569,12 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
                 on_step(done)
             if done % cfg.checkpoint_every == 0 or done == total or stop:
                 save(done)
+            if stop and "signal" not in requests:  # the time budget is spent: end as a finished run does
+                if info.is_main:
+                    run.log({"step": done, "split": "train", "time_limit_reached": cfg.time_limit})
+                    bar.write(f"time limit of {cfg.time_limit} min reached after step {done}")
+                total = done
+                break
             if stop:
                 if bar is not None:
                     bar.close()
@@ -614,7 +627,8 @@ def _signals_as_requests():
 
 def _agree(finite: torch.Tensor, requests: dict, info: DistInfo, device) -> tuple[bool, bool]:
     """``(the step is finite on every rank, some rank was asked to stop)``, in one host sync."""
-    flags = torch.stack([(~finite).float(), torch.tensor(float("signal" in requests), device=finite.device)])
+    asked = "signal" in requests or "time_limit" in requests
+    flags = torch.stack([(~finite).float(), torch.tensor(float(asked), device=finite.device)])
     if info.enabled:
         flags = flags.to(device)
         dist.all_reduce(flags)

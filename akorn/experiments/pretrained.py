@@ -56,3 +56,28 @@ def load_sudoku_files(weights, record_file, compile: bool = False):
     # The T its evaluations found best (an even one: these models read out after even steps).
     model.eval_steps = record.get("eval_steps", record.get("test_steps"))
     return model, record
+
+
+CIFAR10 = "cifar10-akorn"  # the conv AKOrN classifier trained on 2 CPU cores (docs/classify.md)
+
+
+def load_classifier(name: str = CIFAR10):
+    """A shipped classifier (eval mode), its config and its training record."""
+    from akorn.engine.config import from_dict
+    from akorn.engine.files import read_json
+    from akorn.experiments.classify.experiment import ClassifyConfig, ClassifyExperiment
+
+    w, c = _files(name)
+    if not (w.is_file() and c.is_file()):
+        raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
+    record = read_json(Path(str(c)), "model record")
+    if not isinstance(record.get("config"), dict):
+        raise UserError(f"{c} is not a model record (it has no config)")
+    cfg = from_dict(ClassifyConfig, record["config"], str(c))
+    model = ClassifyExperiment().build_model(cfg)
+    try:
+        model.load_state_dict(load_weights(w))
+    except RuntimeError as e:
+        raise UserError(f"{w} does not fit the model its record describes: {str(e).splitlines()[0]}") from None
+    model.eval()
+    return model, cfg, record

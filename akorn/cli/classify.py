@@ -1,0 +1,245 @@
+"""``akorn classify ...``: train an image classifier; evaluate its accuracy, robustness and calibration;
+export a run as a shippable model."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from akorn.cli.common import DEVICE_HELP, add_quiet_option, is_first_process, show_progress, subcommands, train_parser
+from akorn.errors import UserError
+
+PRETRAINED = "pretrained:"
+
+
+def add_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    s = subcommands(p)
+    t = train_parser(s, "train", "train a classifier (e.g. preset=cpu model=akorn data=cifar10)")
+    t.set_defaults(func=cmd_train)
+
+    e = s.add_parser("eval", help="clean accuracy, PGD / AutoAttack, corruptions and calibration, image by image")
+    e.add_argument("run", help="a run folder, or pretrained:cifar10")
+    e.add_argument("--data", default="", help="test images (default: the run's test split; pretrained: cifar10)")
+    e.add_argument("--attack-data", default="", help="images the attacks use (default: --data), e.g. FILE.npz")
+    e.add_argument("--out", default="", help="folder for report.json, report.md, reliability.png, records.jsonl")
+    e.add_argument("--eps", default="8/255", help="L-inf radius, a number or fraction in [0, 1] (default 8/255)")
+    e.add_argument("--attacks", default="pgd,autoattack,autoattack-rand", help="any of pgd, autoattack, "
+                   "autoattack-rand, or none")  # fmt: skip
+    e.add_argument("--attack-limit", type=int, default=200, help="images for PGD and AutoAttack (0: all)")
+    e.add_argument("--rand-limit", type=int, default=20, help="images for AutoAttack-rand (0: all)")
+    e.add_argument("--pgd-steps", type=int, default=20)
+    e.add_argument("--eot", type=int, default=10, help="forward passes per PGD gradient of a random model")
+    e.add_argument("--corruptions", default="all", help="all (15 types), none, or a comma list")
+    e.add_argument("--severities", default="1,2,3,4,5")
+    e.add_argument("--corruption-limit", type=int, default=1000, help="images per corruption and severity (0: all)")
+    e.add_argument("--limit", type=int, default=0, help="clean images (0: all)")
+    e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--resume", action="store_true", help="keep the images already in OUT/records.jsonl")
+    e.add_argument("--weights", choices=("ema", "raw"), default="ema")
+    e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
+    e.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_quiet_option(e)
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    e.set_defaults(func=cmd_eval)
+
+    x = s.add_parser("export", help="a run's EMA weights as safetensors (fp32 or fp16) plus a JSON record")
+    x.add_argument("run")
+    x.add_argument("--out", required=True, help="NAME: writes NAME.safetensors and NAME.json")
+    x.add_argument("--fp16", action="store_true", help="store half-precision weights (half the size)")
+    x.add_argument("--report", default="", help="an eval report.json to keep in the record")
+    x.set_defaults(func=cmd_export)
+
+
+def cmd_train(args):
+    from akorn.engine.config import from_dict, resolve
+    from akorn.engine.trainer import RunFolder, train
+    from akorn.experiments.classify.experiment import PRESETS, ClassifyConfig, ClassifyExperiment
+
+    exp = ClassifyExperiment()
+    base = None
+    if args.resume:
+        base = from_dict(ClassifyConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
+    cfg = resolve(ClassifyConfig, args.overrides, args.config, PRESETS, base=base)
+    run = train(exp, cfg, resume=args.resume)
+    if is_first_process():
+        print(f"run folder: {run}")
+
+
+def _plan(args):
+    from akorn.experiments.classify import attacks, corruptions
+    from akorn.experiments.classify.evaluation import Plan
+
+    for name in ("attack_limit", "rand_limit", "corruption_limit", "limit"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be 0 (all) or a positive number of images")
+    for name, lo in (("pgd_steps", 1), ("eot", 1), ("batch_size", 1)):
+        if getattr(args, name) < lo:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {lo}, got {getattr(args, name)}")
+    if not 0 <= args.seed < 2**31:
+        raise UserError(f"--seed must be in 0..2^31-1, got {args.seed}")
+    return Plan(
+        eps=attacks.parse_eps(args.eps),
+        attacks=attacks.parse_attacks(args.attacks),
+        attack_limit=args.attack_limit,
+        rand_limit=args.rand_limit,
+        pgd_steps=args.pgd_steps,
+        eot=args.eot,
+        corruptions=corruptions.parse(args.corruptions),
+        severities=corruptions.parse_severities(args.severities),
+        corruption_limit=args.corruption_limit,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+
+
+def load_model(run: str, weights: str = "ema", step: int | None = None):
+    """``(model, config, where it came from)`` of a run folder or a shipped model."""
+    from akorn.engine.trainer import load_run
+    from akorn.experiments.classify.experiment import ClassifyExperiment
+
+    if run.startswith(PRETRAINED):
+        from akorn.experiments import pretrained
+
+        name = run[len(PRETRAINED) :]
+        model, cfg, _ = pretrained.load_classifier({"cifar10": pretrained.CIFAR10}.get(name, name))
+        return model, cfg, run
+    model, cfg, ckpt = load_run(ClassifyExperiment(), run, use_ema=weights == "ema", step=step)
+    return model, cfg, str(ckpt)
+
+
+def _test_set(spec: str, cfg, split_default: str):
+    from akorn.experiments.classify import data
+
+    return data.load(spec or split_default, "test", cfg.image_size, cfg.workers, True)
+
+
+def cmd_eval(args):
+    import torch
+    from tqdm import tqdm
+
+    from akorn.engine.distributed import pick_device
+    from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
+    from akorn.engine.records import Records
+    from akorn.experiments.classify import calibration
+    from akorn.experiments.classify import evaluation as ev
+
+    plan = _plan(args)
+    if args.threads < 0:
+        raise UserError(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pretrained = args.run.startswith(PRETRAINED)
+    out = Path(args.out) if args.out else (Path("classify-eval") if pretrained else Path(args.run) / "robustness")
+    model, cfg, source = load_model(args.run, args.weights, args.step)
+    device = pick_device(args.device)
+    model = model.to(device)
+    default_data = "cifar10" if pretrained else (cfg.test_data or cfg.data)
+    clean_set = _test_set(args.data, cfg, default_data)
+    attack_set = _test_set(args.attack_data, cfg, args.data or default_data) if args.attack_data else clean_set
+    for name, ds in (("--data", clean_set), ("--attack-data", attack_set)):
+        if (len(ds.class_names), ds.channels, ds.size[0]) != (cfg.classes, cfg.in_channels, cfg.image_size):
+            raise UserError(
+                f"{name} {ds.source}: {len(ds.class_names)} classes of {ds.channels}-channel {ds.size[0]}px images; "
+                f"the model takes {cfg.classes} classes of {cfg.in_channels}-channel {cfg.image_size}px images"
+            )
+    if plan.corruptions:
+        from akorn.experiments.classify.corruptions import check_size
+
+        check_size(clean_set.size)
+    ensure_writable_dir(out)  # only now: bad input above leaves nothing behind
+    for f in ("report.json", "report.md", "reliability.png", "records.jsonl"):
+        check_output_file(out / f, f)
+    random = ev.is_random(model)
+    header = {
+        "model": source,
+        "weights": args.weights,
+        "data": clean_set.source,
+        "attack_data": attack_set.source,
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
+        "eot": plan.eot if random else 1,
+    }
+    records = Records(out / "records.jsonl", header, key="key", resume=args.resume)
+    work = []
+    for task, which in ev.tasks(plan):
+        ds = clean_set if which in ("clean", "corruption") else attack_set
+        rows = ev.task_rows(task, plan, len(clean_set), len(attack_set))
+        todo = [int(i) for i in rows if f"{task}:{int(i)}" not in records.done]
+        work.append((task, ds, todo))
+    total = sum(len(t) for _, _, t in work)
+    bar = tqdm(total=total, desc="images", unit="image", disable=not show_progress(args), file=sys.stderr)
+    predict = ev.predictor(model, device, plan.seed)
+    t0 = time.time()
+    try:
+        for task, ds, todo in work:
+            bar.set_description(task)
+            for s in range(0, len(todo), plan.batch_size):
+                rows = todo[s : s + plan.batch_size]
+                idx = torch.tensor(rows)
+                try:
+                    results = ev.run_task(task, predict, ds.images[idx], ds.labels[idx], plan, random, device, rows[0])
+                except ValueError as e:
+                    raise UserError(str(e)) from None
+                for i, r in zip(rows, results):
+                    records.write({"key": f"{task}:{i}", **r})
+                bar.update(len(rows))
+    finally:
+        bar.close()
+        records.close()
+    report = ev.summarize(records.done, plan)
+    report.update(model=source, data=clean_set.source, attack_data=attack_set.source, random_forward=random,
+                  eot=header["eot"], seconds_this_run=round(time.time() - t0, 1),
+                  akorn_version=__import__("akorn").__version__, torch_version=torch.__version__)  # fmt: skip
+    table = format_report(report)
+    write_text_atomically(out / "report.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomically(out / "report.md", table + "\n")
+    if "reliability" in report:
+        calibration.plot_reliability(report["reliability"], report["ece"], out / "reliability.png", cfg.model)
+    print(table)
+    print(f"written: {out}/report.json, report.md, reliability.png, records.jsonl")
+
+
+def format_report(r: dict) -> str:
+    def pct(b):
+        return f"{100 * b['accuracy']:.1f} ± {100 * b['se']:.1f} (n={b['n']})"
+
+    eps = r["eps"] * 255
+    lines = ["| measure | accuracy % ± s.e. (n) |", "|---|---|"]
+    if "clean" in r:
+        lines.append(f"| clean | {pct(r['clean'])} |")
+    for a, b in r["attacks"].items():
+        lines.append(f"| {a} (L∞ {eps:.3g}/255) | {pct(b)} |")
+    for c, v in r["corruptions"].items():
+        sev = ", ".join(f"{100 * b['accuracy']:.1f}" for b in v["by_severity"].values())
+        lines.append(f"| {c} (severities {', '.join(v['by_severity'])}) | {100 * v['accuracy']:.1f} [{sev}] |")
+    if "corruption_mean" in r:
+        lines.append(f"| corruption mean | {100 * r['corruption_mean']:.1f} |")
+    if "ece" in r:
+        lines.append(f"| ECE (15 bins) | {100 * r['ece']:.2f} % |")
+    return "\n".join(lines)
+
+
+def cmd_export(args):
+    import torch
+    from safetensors.torch import save_file
+
+    from akorn.engine.files import check_output_file, read_json, write_text_atomically
+
+    model, cfg, source = load_model(args.run)
+    weights = check_output_file(args.out + ".safetensors", "weights file")
+    record_file = check_output_file(args.out + ".json", "record file")
+    sd = {
+        k: (v.half() if args.fp16 and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
+    }
+    from akorn.engine.config import to_dict
+
+    record = {"config": to_dict(cfg), "source": source, "fp16": args.fp16, "torch_version": torch.__version__}
+    if args.report:
+        record["report"] = read_json(Path(args.report), "eval report")
+    save_file(sd, str(weights))
+    write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
+    print(f"written: {weights} ({weights.stat().st_size / 1e6:.2f} MB), {record_file}")
