@@ -42,7 +42,7 @@ def build(impl: str, authors_repo: str | None, channels: int):
     sys.path.insert(0, str(ROOT))
     from akorn.experiments.classify.models import AKOrNClassifier
 
-    model = AKOrNClassifier(channels=channels, compile="compile" in impl)
+    model = AKOrNClassifier(channels=channels, compile="compile" in impl, checkpoint="checkpoint" in impl)
     if "channels-last" in impl:
         model = model.to(memory_format=torch.channels_last)
     g = torch.Generator().manual_seed(0)
@@ -105,7 +105,7 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=("train", "attack"), default="train")
-    p.add_argument("--impl", default="akorn,akorn-channels-last,akorn-compile")
+    p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-channels-last,akorn-compile")
     p.add_argument("--authors-repo", help="a checkout of github.com/autonomousvision/akorn")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--batch", type=int, default=0, help="0: 128 for train, 100 for attack")

@@ -347,3 +347,66 @@ def test_train_bad_labels_and_time_limit(tmp_path, capsys):
     metrics = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
     assert any(m.get("time_limit_reached") for m in metrics) and metrics[-1]["split"] == "eval"
     assert max(m["step"] for m in metrics) < 50
+
+
+def test_attention_akorn_on_an_image_folder(tmp_path):
+    """The seed's image network: attention AKOrN trained with cross-entropy on a folder in ImageNet's layout."""
+    root = write_folder(tmp_path / "imagenet" / "train", classes=3, per_class=4, size=20)
+    write_folder(tmp_path / "imagenet" / "val", classes=3, per_class=2, size=20)
+    words = ["classify", "train", "preset=tiny", "model=akorn-attn", f"data={tmp_path / 'imagenet'}", "image_size=16",
+             "patch=4", "channels=16", "heads=2", "layers=2", "in_memory=false", "workers=2", f"out_dir={tmp_path}",
+             "name=attn", "threads=1"]  # fmt: skip
+    assert main(words) == 0
+    cfg = json.loads((tmp_path / "attn" / "config.json").read_text())["config"]
+    assert (cfg["classes"], cfg["image_size"]) == (3, 16) and root.exists()
+    evals = [json.loads(x) for x in (tmp_path / "attn" / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert evals[-1]["eval_images"] == 6  # the val split
+
+
+def test_resume_is_exact(tmp_path):
+    from safetensors.torch import load_file
+
+    npz = write_npz(tmp_path / "d.npz", n=32, size=16)
+    base = ["classify", "train", "preset=tiny", f"data={npz}", f"out_dir={tmp_path}", "threads=1", "checkpoint_every=2"]
+    assert main(base + ["name=straight", "max_steps=4"]) == 0
+    assert main(base + ["name=split", "max_steps=2"]) == 0
+    assert main(["classify", "train", "--resume", str(tmp_path / "split"), "max_steps=4"]) == 0
+
+    def weights(run):
+        ckpt = sorted((tmp_path / run / "checkpoints").iterdir())[-1]
+        return load_file(ckpt / "model.safetensors")
+
+    a, b = weights("straight"), weights("split")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_under_torchrun_splits_the_images(trained, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    tmp, npz, run = trained
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ev"
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        "-m",
+        "akorn",
+    ]
+    words = ["classify", "eval", str(run), "--out", str(out), "--attacks", "pgd", "--attack-limit", "6", "--eot", "2",
+             "--pgd-steps", "2", "--corruptions", "fog", "--severities", "1", "--corruption-limit", "5",
+             "--quiet"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(launch + words, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    fog = report["corruptions"]["fog"]["by_severity"]["1"]["n"]
+    assert (report["clean"]["n"], report["attacks"]["pgd"]["n"], fog) == (32, 6, 5)
+    assert (out / "records.1.jsonl").exists()

@@ -122,9 +122,9 @@ def cmd_eval(args):
     import torch
     from tqdm import tqdm
 
-    from akorn.engine.distributed import pick_device
+    from akorn.engine.distributed import barrier, init_distributed, pick_device
     from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
-    from akorn.engine.records import Records
+    from akorn.engine.records import Records, read_records
     from akorn.experiments.classify import calibration
     from akorn.experiments.classify import evaluation as ev
 
@@ -136,7 +136,7 @@ def cmd_eval(args):
     pretrained = args.run.startswith(PRETRAINED)
     out = Path(args.out) if args.out else (Path("classify-eval") if pretrained else Path(args.run) / "robustness")
     model, cfg, source = load_model(args.run, args.weights, args.step)
-    device = pick_device(args.device)
+    info, device = init_distributed(pick_device(args.device))
     model = model.to(device)
     default_data = "cifar10" if pretrained else (cfg.test_data or cfg.data)
     clean_set = _test_set(args.data, cfg, default_data)
@@ -163,16 +163,28 @@ def cmd_eval(args):
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
         "eot": plan.eot if random else 1,
     }
-    records = Records(out / "records.jsonl", header, key="key", resume=args.resume)
+    # Under torchrun every rank takes every world-th image of each task and keeps its own records file;
+    # rank 0 reads them all for the report (and a resumed evaluation skips what any of them holds).
+    own = out / ("records.jsonl" if info.is_main else f"records.{info.rank}.jsonl")
+    if info.is_main and not args.resume:
+        for stale in out.glob("records.*.jsonl"):
+            stale.unlink()
+    barrier(info)
+    resume = args.resume and (own.exists() or info.is_main)
+    records = Records(own, header, key="key", resume=resume)
+    done = dict(records.done)
+    if args.resume:
+        done.update(_other_records(out, own, header, read_records))
     work = []
     for task, which in ev.tasks(plan):
         ds = clean_set if which in ("clean", "corruption") else attack_set
         rows = ev.task_rows(task, plan, len(clean_set), len(attack_set))
-        todo = [int(i) for i in rows if f"{task}:{int(i)}" not in records.done]
-        work.append((task, ds, todo))
+        todo = [int(i) for i in rows if f"{task}:{int(i)}" not in done]
+        work.append((task, ds, todo[info.rank :: info.world]))
     total = sum(len(t) for _, _, t in work)
-    bar = tqdm(total=total, desc="images", unit="image", disable=not show_progress(args), file=sys.stderr)
-    predict = ev.predictor(model, device, plan.seed)
+    progress = show_progress(args) and info.is_main
+    bar = tqdm(total=total, desc="images", unit="image", disable=not progress, file=sys.stderr)
+    predict = ev.predictor(model, device, plan.seed + info.rank)
     t0 = time.time()
     try:
         for task, ds, todo in work:
@@ -190,7 +202,10 @@ def cmd_eval(args):
     finally:
         bar.close()
         records.close()
-    report = ev.summarize(records.done, plan)
+    barrier(info)
+    if not info.is_main:
+        return
+    report = ev.summarize({**records.done, **_other_records(out, own, header, read_records)}, plan)
     report.update(model=source, data=clean_set.source, attack_data=attack_set.source, random_forward=random,
                   eot=header["eot"], seconds_this_run=round(time.time() - t0, 1),
                   akorn_version=__import__("akorn").__version__, torch_version=torch.__version__)  # fmt: skip
@@ -201,6 +216,19 @@ def cmd_eval(args):
         calibration.plot_reliability(report["reliability"], report["ece"], out / "reliability.png", cfg.model)
     print(table)
     print(f"written: {out}/report.json, report.md, reliability.png, records.jsonl")
+
+
+def _other_records(out: Path, own: Path, header: dict, read_records) -> dict:
+    """The records other ranks wrote for this evaluation (``key -> record``)."""
+    done = {}
+    for f in sorted(out.glob("records*.jsonl")):
+        if f == own:
+            continue
+        theirs, items = read_records(f)
+        if theirs != header:
+            raise UserError(f"{f} is from another evaluation; remove it or evaluate into another --out")
+        done.update({item["key"]: item for item in items})
+    return done
 
 
 def format_report(r: dict) -> str:

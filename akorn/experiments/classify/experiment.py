@@ -229,10 +229,12 @@ class ClassifyExperiment(Experiment):
         return model
 
     def loss(self, model, batch, generator, cfg, shard=(0, None)):
-        x = aug.augment(
-            to_float(batch["images"]), generator, aug.parse(cfg.augment), (cfg.crop_scale_min, 1.0), cfg.noise_eps
-        )
-        logits = model(x, generator)
+        # Every rank gets the step's generator; its own stream, seeded by the offset of its shard,
+        # gives its images their own augmentations and oscillator states.
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) + shard[0]
+        g = torch.Generator(generator.device).manual_seed(seed)
+        x = aug.augment(to_float(batch["images"]), g, aug.parse(cfg.augment), (cfg.crop_scale_min, 1.0), cfg.noise_eps)
+        logits = model(x, g)
         loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=cfg.label_smoothing)
         acc = (logits.argmax(1) == batch["labels"]).float().mean()
         return loss, {"accuracy": acc.detach()}
