@@ -1,4 +1,4 @@
-"""The package's layers: core <- engine <- experiments <- cli, viz beside them; no private reaching."""
+"""The package's layers: core <- engine <- experiments <- cli, backbones and viz beside them; no private reaching."""
 
 import ast
 import subprocess
@@ -11,7 +11,8 @@ PKG = ROOT / "akorn"
 ALLOWED = {
     "core": ("akorn.core",),
     "engine": ("akorn.core", "akorn.engine", "akorn.errors", "akorn"),
-    "experiments": ("akorn.core", "akorn.engine", "akorn.experiments", "akorn.errors", "akorn"),
+    "backbones": ("akorn.core", "akorn.backbones", "akorn.errors"),
+    "experiments": ("akorn.core", "akorn.engine", "akorn.backbones", "akorn.experiments", "akorn.errors", "akorn"),
     "viz": ("akorn.core", "akorn.engine", "akorn.viz", "akorn.errors"),
     "cli": ("akorn",),
 }

@@ -143,8 +143,11 @@ def augmix(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     def draw(shape, high):
         return torch.randint(high, shape, generator=g, device=dev)
 
-    weights = torch._sample_dirichlet(torch.ones(B, WIDTH, device=dev), generator=g)
-    m = torch._sample_dirichlet(torch.ones(B, 2, device=dev), generator=g)[:, 0]  # Beta(1, 1)
+    # With every concentration 1 (torchvision's alpha), Dirichlet weights are normalised Exp(1) draws
+    # and the Beta(1, 1) mixing weight is uniform.
+    e = -torch.rand(B, WIDTH, generator=g, device=dev).clamp(min=1e-12).log()
+    weights = e / e.sum(1, keepdim=True)
+    m = torch.rand(B, generator=g, device=dev)
     mix = torch.zeros_like(x)
     for chain in range(WIDTH):
         depth = 1 + draw((B,), MAX_DEPTH)
