@@ -39,3 +39,16 @@ def test_mobilenet_v2_weights_file_that_does_not_fit(tmp_path):
         mobilenet_v2(tmp_path / "torn.pth")
     with pytest.raises(UserError, match="not found"):
         mobilenet_v2(tmp_path / "missing.pth")
+
+
+def test_kuramoto_adapter_on_pretrained_mobilenet():
+    from akorn.core.adapter import KuramotoAdapter
+
+    backbone = mobilenet_v2("imagenet")
+    x = torch.rand(2, 3, 64, 64)
+    reference = backbone(x)
+    model = KuramotoAdapter(backbone, ["features.6", "features.13"], x, channels=16, n=4, steps=2, heads=2,
+                            placement="between")  # fmt: skip
+    assert torch.allclose(model(x), reference, atol=1e-5)
+    feats = model.features(x)
+    assert feats["features.6"].shape == (2, 16, 8, 8) and feats["features.13"].shape == (2, 16, 4, 4)

@@ -1,0 +1,196 @@
+"""Kuramoto adapters on a frozen backbone.
+
+An adapter sits at a named submodule of any ``nn.Module`` (a forward hook reaches its output). The
+output is the stimulus of a Kuramoto layer (after a 1x1 projection to the adapter's width); the
+layer runs T steps from a random state, and a readout maps the final state back to the backbone's
+width. ``placement="between"`` adds that readout to the backbone's output there (the readout's last
+projection starts at zero, so an untrained adapter leaves the backbone's computation as it was);
+``placement="top"`` leaves the backbone alone and keeps the readout as the adapter's features.
+
+Feature maps ``(B, C, H, W)`` and tokens ``(B, L, C)`` both work; tokens may start with
+``prefix_tokens`` (a class token) that the adapter passes through, the rest laid out on ``grid``.
+The backbone's parameters are frozen (``requires_grad=False``) and it stays in eval mode, so the
+part of the backbone below the first adapter records no autograd graph at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from akorn.core.layer import KuramotoLayer
+from akorn.core.readout import Readout
+
+PLACEMENTS = ("between", "top")
+
+
+class AdapterBlock(nn.Module):
+    """Projection in, Kuramoto layer, readout, projection out, for one point of the backbone."""
+
+    def __init__(self, width: int, channels: int, n: int, steps: int, coupling: str, heads: int,
+                 kernel_size: int, grid: tuple[int, int] | None, tokens: bool):  # fmt: skip
+        super().__init__()
+        self.tokens = tokens
+        positions = "gta" if grid is not None else "none"
+        self.project_in = nn.Linear(width, channels) if tokens else nn.Conv2d(width, channels, 1)
+        self.layer = KuramotoLayer(
+            channels,
+            n=n,
+            coupling=coupling,
+            heads=heads,
+            kernel_size=kernel_size,
+            positions=positions,
+            grid=grid,
+            omega="identity" if coupling == "attn" else "global",
+            c_norm="gn",
+            steps=steps,
+        )
+        self.readout = Readout(channels, channels, group=n)
+        self.project_out = nn.Linear(channels, width) if tokens else nn.Conv2d(channels, width, 1)
+        nn.init.zeros_(self.project_out.weight)
+        nn.init.zeros_(self.project_out.bias)
+
+    def forward(self, h: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(readout features, their projection to the backbone's width)``."""
+        c = self.project_in(h)
+        x = torch.randn(c.shape, generator=generator, device=c.device, dtype=c.dtype)
+        feats = self.readout(self.layer(x, c))
+        return feats, self.project_out(feats)
+
+
+class KuramotoAdapter(nn.Module):
+    """A frozen ``backbone`` with Kuramoto adapters at the submodules named in ``points``.
+
+    ``forward(img)`` runs the backbone (with the adapters in place) and returns its output;
+    ``features(img)`` returns ``{point: adapter features}``. ``points`` are names from
+    ``backbone.named_modules()``; ``widths`` gives each point's channel count when the backbone
+    cannot be probed with ``example`` input.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        points: str | Sequence[str],
+        example: torch.Tensor,
+        channels: int = 256,
+        n: int = 4,
+        steps: int = 4,
+        coupling: str = "attn",
+        heads: int = 8,
+        kernel_size: int = 3,
+        placement: str = "top",
+        prefix_tokens: int = 0,
+    ):
+        super().__init__()
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if coupling not in ("attn", "conv"):
+            raise ValueError(f"coupling must be 'attn' or 'conv', got {coupling!r}")
+        points = [points] if isinstance(points, str) else list(points)
+        if not points:
+            raise ValueError("an adapter needs at least one point of the backbone")
+        modules = dict(backbone.named_modules())
+        unknown = [p for p in points if p not in modules or p == ""]
+        if unknown:
+            names = [k for k in modules if k and "." not in k] or list(modules)[1:6]
+            raise ValueError(
+                f"the backbone has no submodule {unknown[0]!r}; its top-level ones are {', '.join(names[:12])}"
+            )
+        self.backbone = backbone
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        backbone.eval()
+        self.points, self.placement, self.prefix_tokens = points, placement, prefix_tokens
+        shapes = self._probe(example, points, modules)
+        self.adapters = nn.ModuleDict()
+        self.grids: dict[str, tuple[int, int] | None] = {}
+        self.token_points: set[str] = set()
+        for p in points:
+            shape = shapes[p]
+            tokens = len(shape) == 3
+            if tokens:
+                patches = shape[1] - prefix_tokens
+                side = int(round(patches**0.5))
+                grid = (side, side) if side * side == patches else None
+                if coupling == "conv" and grid is None:
+                    raise ValueError(f"{p}: {patches} tokens are not a square grid, which conv coupling needs")
+                width = shape[2]
+                self.token_points.add(p)
+            else:
+                grid, width = (shape[2], shape[3]), shape[1]
+            self.grids[p] = grid
+            # conv coupling runs on maps: tokens are laid out on their grid for it
+            inner_tokens = tokens and coupling == "attn"
+            self.adapters[_key(p)] = AdapterBlock(
+                width, channels, n, steps, coupling, heads, kernel_size, grid, inner_tokens
+            )
+        self._modules_at = {p: modules[p] for p in points}
+        self._captured: dict[str, torch.Tensor] = {}
+        self._generator: torch.Generator | None = None
+        self._handles = [modules[p].register_forward_hook(self._hook(p)) for p in points]
+
+    @torch.no_grad()
+    def _probe(self, example, points, modules) -> dict[str, tuple[int, ...]]:
+        shapes, handles = {}, []
+        for p in points:
+            handles.append(modules[p].register_forward_hook(lambda m, i, o, p=p: shapes.__setitem__(p, tuple(o.shape))))
+        try:
+            self.backbone(example)
+        finally:
+            for h in handles:
+                h.remove()
+        bad = [p for p in points if p not in shapes or len(shapes[p]) not in (3, 4)]
+        if bad:
+            raise ValueError(f"{bad[0]}: its output is not a feature map (B, C, H, W) or tokens (B, L, C)")
+        return shapes
+
+    def _hook(self, point: str):
+        def hook(module, inputs, output):
+            adapter = self.adapters[_key(point)]
+            tokens = point in self.token_points
+            h = output[:, self.prefix_tokens :] if tokens else output
+            if tokens and not adapter.tokens:
+                h = _tokens_to_map(h, self.grids[point])
+            feats, back = adapter(h, self._generator)
+            self._captured[point] = feats
+            if self.placement == "top":
+                return None
+            if tokens and back.ndim == 4:
+                back = back.flatten(2).transpose(1, 2)
+            if tokens and self.prefix_tokens:
+                back = torch.cat([torch.zeros_like(output[:, : self.prefix_tokens]), back], 1)
+            return output + back
+
+        return hook
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()  # frozen: BatchNorm statistics and dropout stay as trained
+        return self
+
+    def forward(self, img: torch.Tensor, generator: torch.Generator | None = None):
+        self._generator, self._captured = generator, {}
+        try:
+            return self.backbone(img)
+        finally:
+            self._generator = None
+
+    def features(self, img: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Each adapter's readout features, maps ``(B, C, h, w)`` or tokens ``(B, L, C)``."""
+        self.forward(img, generator)
+        out, self._captured = self._captured, {}
+        return out
+
+    def adapter_parameters(self):
+        return self.adapters.parameters()
+
+
+def _key(point: str) -> str:
+    return point.replace(".", "/")
+
+
+def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    B, L, C = tokens.shape
+    return tokens.transpose(1, 2).reshape(B, C, *grid)

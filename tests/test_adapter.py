@@ -1,0 +1,95 @@
+"""Kuramoto adapters: any backbone, maps and tokens, between blocks or on top; the backbone stays untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from akorn.core.adapter import KuramotoAdapter
+
+
+class TinyConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU()),
+        )
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(self.blocks(x).mean(dim=(2, 3)))
+
+
+class TinyViT(nn.Module):
+    """Tokens with a class token in front: (B, 1 + 16, 12)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 12, 4, 4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 12))
+        self.blocks = nn.Sequential(*(nn.TransformerEncoderLayer(12, 2, 24, 0.0, batch_first=True) for _ in range(2)))
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(len(t), -1, -1), t], 1)
+        return self.blocks(t)[:, 0]
+
+
+def _snapshot(m):
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+@pytest.mark.parametrize("coupling", ["attn", "conv"])
+@pytest.mark.parametrize("placement", ["between", "top"])
+def test_only_the_adapters_train_and_the_backbone_is_untouched(coupling, placement):
+    torch.manual_seed(0)
+    backbone = TinyConvNet()
+    x = torch.rand(4, 3, 16, 16)
+    before = _snapshot(backbone)
+    reference = backbone.eval()(x)
+    model = KuramotoAdapter(backbone, ["blocks.0", "blocks.1"], x, channels=8, n=2, steps=2, heads=2,
+                            coupling=coupling, placement=placement)  # fmt: skip
+    # untrained adapters between blocks leave the backbone's output as it was
+    assert torch.allclose(model(x, torch.Generator().manual_seed(0)), reference, atol=1e-6)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-2)
+    model.train()
+    for step in range(3):
+        feats = model.features(x, torch.Generator().manual_seed(step))
+        loss = sum(f.square().mean() for f in feats.values())
+        if placement == "between":
+            loss = loss + model(x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
+    assert all(not p.requires_grad for p in backbone.parameters())
+    assert all(p.grad is None for p in backbone.parameters())
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("adapters.") for n in trainable)
+    feats = model.features(x)
+    assert feats["blocks.0"].shape == (4, 8, 8, 8) and feats["blocks.1"].shape == (4, 8, 4, 4)
+
+
+@pytest.mark.parametrize("coupling", ["attn", "conv"])
+def test_tokens_with_a_class_token(coupling):
+    torch.manual_seed(0)
+    backbone = TinyViT()
+    x = torch.rand(2, 3, 16, 16)
+    reference = backbone.eval()(x)
+    model = KuramotoAdapter(backbone, "blocks.0", x, channels=8, n=2, steps=2, heads=2, coupling=coupling,
+                            placement="between", prefix_tokens=1)  # fmt: skip
+    assert model.grids["blocks.0"] == (4, 4)
+    assert torch.allclose(model(x), reference, atol=1e-6)
+    f = model.features(x)["blocks.0"]
+    assert f.shape == ((2, 16, 8) if coupling == "attn" else (2, 8, 4, 4))
+
+
+def test_bad_points():
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="no submodule 'blocks.7'; its top-level ones are blocks, head"):
+        KuramotoAdapter(TinyConvNet(), ["blocks.7"], x)
+    with pytest.raises(ValueError, match="head: its output is not a feature map"):
+        KuramotoAdapter(TinyConvNet(), ["head"], x)
