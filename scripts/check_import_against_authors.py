@@ -1,4 +1,5 @@
-"""The authors' Sudoku AKOrN with random weights against our import of its checkpoint, in float64.
+"""The authors' Sudoku, object and CIFAR-10 AKOrNs with random weights against our imports of their
+checkpoints, in float64.
 
     pip install einops pandas        # what their model code needs
     python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT
@@ -7,7 +8,8 @@ Their models run from their checkout; their state dicts are saved as their train
 an EMA checkpoint, read back by ``akorn.experiments.sudoku.authors`` and
 ``akorn.experiments.objects.authors`` and run by our models with the same noise (their
 ``fixed_noise`` / ``fixed_ptb``): Sudoku logits, digits and every step's energy, and the object
-model's per-patch features and contrastive embedding are compared.
+model's per-patch features and contrastive embedding, and the classifier's logits (both drawing
+their initial states from torch's global generator, seeded alike) are compared.
 """
 
 import sys
@@ -94,9 +96,45 @@ def check_objects():
     print(f"max |embedding difference| {(our_embedding - their_embedding).abs().max().item():.3g}")
 
 
+def check_classifier():
+    from source.models.classification.knet import AKOrN as Theirs
+
+    from akorn.experiments.classify.authors import load_authors_checkpoint as load_classifier
+    from akorn.experiments.classify.models import AKOrNClassifier
+
+    torch.manual_seed(2)
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = Theirs(n=2, ch=16, L=3, T=3, J="conv", ksizes=[9, 7, 5], ro_N=2, norm="bn", c_norm="gn").eval()
+        with torch.no_grad():
+            for p in theirs.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+            for name, b in theirs.named_buffers():
+                if "running" in name:
+                    b.copy_(torch.rand_like(b) + (0.5 if "var" in name else -0.5))
+        path = Path(tempfile.mkdtemp()) / "model.pth"
+        torch.save({"model_state_dict": theirs.state_dict()}, path)
+        converted, f = load_classifier(path)
+        ours = AKOrNClassifier(channels=f["channels"], stages=f["stages"], n=f["n"], steps=3,
+                               kernel_sizes=tuple(int(k) for k in f["kernel_sizes"].split(","))).double().eval()  # fmt: skip
+        ours.load_state_dict(converted)
+        images = torch.rand(4, 3, 32, 32)
+        with torch.no_grad():
+            torch.manual_seed(7)
+            their_logits = theirs(images)
+            torch.manual_seed(7)
+            our_logits = ours(images)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    print("classifier: 4 images, 16/32/64 channels, kernels 9/7/5, N=2, T=3, float64")
+    print(f"max |logits difference| {(our_logits - their_logits).abs().max().item():.3g} "
+          f"(logits up to {their_logits.abs().max().item():.3g})")  # fmt: skip
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python scripts/check_import_against_authors.py PATH-TO-THEIR-CHECKOUT")
     sys.path.insert(0, sys.argv[1])
     check_sudoku()
     check_objects()
+    check_classifier()

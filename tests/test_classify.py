@@ -410,3 +410,15 @@ def test_eval_under_torchrun_splits_the_images(trained, tmp_path):
     fog = report["corruptions"]["fog"]["by_severity"]["1"]["n"]
     assert (report["clean"]["n"], report["attacks"]["pgd"]["n"], fog) == (32, 6, 5)
     assert (out / "records.1.jsonl").exists()
+
+
+def test_import_of_the_authors_checkpoint_bad_input(tmp_path, capsys):
+    """(The numbers agree with the authors' model to 3e-14 in float64: scripts/check_import_against_authors.py.)"""
+    torch.save({"model_state_dict": {"conv0.weight": torch.zeros(8, 3, 3, 3)}}, tmp_path / "partial.pth")
+    rc = main(["classify", "import", str(tmp_path / "partial.pth"), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "missing" in err and "gamma" in err and len(err.splitlines()) == 1
+    (tmp_path / "torn.pth").write_bytes(b"PK\x03\x04")
+    assert main(["classify", "import", str(tmp_path / "torn.pth"), "--out", str(tmp_path / "m")]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -21,7 +21,7 @@ def add_parser(sub, name: str, help: str):
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="clean accuracy, PGD / AutoAttack, corruptions and calibration, image by image")
-    e.add_argument("run", help="a run folder, or pretrained:cifar10")
+    e.add_argument("run", help="a run folder, pretrained:cifar10, or NAME.safetensors (with NAME.json)")
     e.add_argument("--data", default="", help="test images (default: the run's test split; pretrained: cifar10)")
     e.add_argument("--attack-data", default="", help="images the attacks use (default: --data), e.g. FILE.npz")
     e.add_argument("--out", default="", help="folder for report.json, report.md, reliability.png, records.jsonl")
@@ -52,6 +52,13 @@ def add_parser(sub, name: str, help: str):
     x.add_argument("--fp16", action="store_true", help="store half-precision weights (half the size)")
     x.add_argument("--report", default="", help="an eval report.json to keep in the record")
     x.set_defaults(func=cmd_export)
+
+    im = s.add_parser("import", help="a checkpoint of the authors' classifier as our model (NAME.safetensors + .json)")
+    im.add_argument("checkpoint", help="their ema_<epoch>.pth, model.pth or a plain state dict")
+    im.add_argument(
+        "--out", required=True, help="NAME: writes NAME.safetensors and NAME.json (eval takes NAME.safetensors)"
+    )
+    im.set_defaults(func=cmd_import)
 
 
 def cmd_train(args):
@@ -107,6 +114,11 @@ def load_model(run: str, weights: str = "ema", step: int | None = None):
 
         name = run[len(PRETRAINED) :]
         model, cfg, _ = pretrained.load_classifier({"cifar10": pretrained.CIFAR10}.get(name, name))
+        return model, cfg, run
+    if run.endswith(".safetensors"):
+        from akorn.experiments import pretrained
+
+        model, cfg, _ = pretrained.load_classifier_files(Path(run), Path(run[: -len(".safetensors")] + ".json"))
         return model, cfg, run
     model, cfg, ckpt = load_run(ClassifyExperiment(), run, use_ema=weights == "ema", step=step)
     return model, cfg, str(ckpt)
@@ -249,6 +261,26 @@ def format_report(r: dict) -> str:
     if "ece" in r:
         lines.append(f"| ECE (15 bins) | {100 * r['ece']:.2f} % |")
     return "\n".join(lines)
+
+
+def cmd_import(args):
+    from safetensors.torch import save_file
+
+    from akorn.engine.config import resolve, to_dict
+    from akorn.engine.files import check_output_file, write_text_atomically
+    from akorn.experiments.classify.authors import load_authors_checkpoint
+    from akorn.experiments.classify.experiment import ClassifyConfig, ClassifyExperiment
+
+    weights = check_output_file(args.out + ".safetensors", "weights file")
+    record_file = check_output_file(args.out + ".json", "record file")
+    sd, fields = load_authors_checkpoint(args.checkpoint)
+    cfg = resolve(ClassifyConfig, [f"{k}={v}" for k, v in fields.items()], None, {})
+    model = ClassifyExperiment().build_model(cfg)
+    model.load_state_dict(sd)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    record = {"config": to_dict(cfg), "source": f"the authors' checkpoint {args.checkpoint}"}
+    write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
+    print(f"written: {weights}, {record_file}")
 
 
 def cmd_export(args):

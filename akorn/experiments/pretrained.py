@@ -63,13 +63,19 @@ CIFAR10 = "cifar10-akorn"  # the conv AKOrN classifier trained on 2 CPU cores (d
 
 def load_classifier(name: str = CIFAR10):
     """A shipped classifier (eval mode), its config and its training record."""
+    w, c = _files(name)
+    if not (w.is_file() and c.is_file()):
+        raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
+    return load_classifier_files(w, c)
+
+
+def load_classifier_files(weights, record_file):
+    """A classifier stored as safetensors weights plus a JSON record (``export``, ``import``)."""
     from akorn.engine.config import from_dict
     from akorn.engine.files import read_json
     from akorn.experiments.classify.experiment import ClassifyConfig, ClassifyExperiment
 
-    w, c = _files(name)
-    if not (w.is_file() and c.is_file()):
-        raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
+    w, c = weights, record_file
     record = read_json(Path(str(c)), "model record")
     if not isinstance(record.get("config"), dict):
         raise UserError(f"{c} is not a model record (it has no config)")
