@@ -115,8 +115,9 @@ def check_classifier():
         path = Path(tempfile.mkdtemp()) / "model.pth"
         torch.save({"model_state_dict": theirs.state_dict()}, path)
         converted, f = load_classifier(path)
-        ours = AKOrNClassifier(channels=f["channels"], stages=f["stages"], n=f["n"], steps=3,
-                               kernel_sizes=tuple(int(k) for k in f["kernel_sizes"].split(","))).double().eval()  # fmt: skip
+        kernels = tuple(int(k) for k in f["kernel_sizes"].split(","))
+        ours = AKOrNClassifier(channels=f["channels"], stages=f["stages"], n=f["n"], steps=3, kernel_sizes=kernels)
+        ours = ours.double().eval()
         ours.load_state_dict(converted)
         images = torch.rand(4, 3, 32, 32)
         with torch.no_grad():
