@@ -93,3 +93,19 @@ def test_bad_points():
         KuramotoAdapter(TinyConvNet(), ["blocks.7"], x)
     with pytest.raises(ValueError, match="head: its output is not a feature map"):
         KuramotoAdapter(TinyConvNet(), ["head"], x)
+
+
+def test_a_deep_copy_runs_its_own_adapters():
+    """The EMA of a training run is a deep copy: its hooks must run the copy's adapters."""
+    import copy
+
+    x = torch.rand(2, 3, 16, 16)
+    model = KuramotoAdapter(TinyConvNet(), ["blocks.1"], x, channels=8, n=2, steps=1, heads=2, placement="between")
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.adapters.parameters():
+            p.add_(1.0)
+    a = model.features(x, torch.Generator().manual_seed(0))["blocks.1"]
+    b = twin.features(x, torch.Generator().manual_seed(0))["blocks.1"]
+    assert not torch.allclose(a, b)
+    assert torch.equal(model.features(x, torch.Generator().manual_seed(0))["blocks.1"], a)

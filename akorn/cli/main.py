@@ -23,6 +23,7 @@ COMMANDS = {
     "sudoku": ("akorn.cli.sudoku", "Sudoku reasoning: train, evaluate, solve, generate puzzles"),
     "objects": ("akorn.cli.objects", "unsupervised object discovery: train, evaluate masks"),
     "classify": ("akorn.cli.classify", "image classification: train, robustness to attacks, corruptions, calibration"),
+    "adapters": ("akorn.cli.adapters", "Kuramoto adapters on pretrained backbones; masks on photographs"),
     "viz": ("akorn.cli.viz", "watch oscillators synchronise: waves, Sudoku dynamics, objects, plots"),
     "demo": ("akorn.cli.demo", "solve a few freshly generated SATNet-like puzzles with the shipped Sudoku model"),
 }

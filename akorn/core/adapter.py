@@ -15,6 +15,7 @@ part of the backbone below the first adapter records no autograd graph at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -126,10 +127,9 @@ class KuramotoAdapter(nn.Module):
             self.adapters[_key(p)] = AdapterBlock(
                 width, channels, n, steps, coupling, heads, kernel_size, grid, inner_tokens
             )
-        self._modules_at = {p: modules[p] for p in points}
         self._captured: dict[str, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
-        self._handles = [modules[p].register_forward_hook(self._hook(p)) for p in points]
+        self._handles = [modules[p].register_forward_hook(functools.partial(self._on_output, p)) for p in points]
 
     @torch.no_grad()
     def _probe(self, example, points, modules) -> dict[str, tuple[int, ...]]:
@@ -146,24 +146,23 @@ class KuramotoAdapter(nn.Module):
             raise ValueError(f"{bad[0]}: its output is not a feature map (B, C, H, W) or tokens (B, L, C)")
         return shapes
 
-    def _hook(self, point: str):
-        def hook(module, inputs, output):
-            adapter = self.adapters[_key(point)]
-            tokens = point in self.token_points
-            h = output[:, self.prefix_tokens :] if tokens else output
-            if tokens and not adapter.tokens:
-                h = _tokens_to_map(h, self.grids[point])
-            feats, back = adapter(h, self._generator)
-            self._captured[point] = feats
-            if self.placement == "top":
-                return None
-            if tokens and back.ndim == 4:
-                back = back.flatten(2).transpose(1, 2)
-            if tokens and self.prefix_tokens:
-                back = torch.cat([torch.zeros_like(output[:, : self.prefix_tokens]), back], 1)
-            return output + back
-
-        return hook
+    def _on_output(self, point: str, module, inputs, output):
+        """The forward hook at ``point``. Registered as a partial of this bound method, so a deep copy
+        of the adapter (an EMA) gets hooks that run the copy's own adapters."""
+        adapter = self.adapters[_key(point)]
+        tokens = point in self.token_points
+        h = output[:, self.prefix_tokens :] if tokens else output
+        if tokens and not adapter.tokens:
+            h = _tokens_to_map(h, self.grids[point])
+        feats, back = adapter(h, self._generator)
+        self._captured[point] = feats
+        if self.placement == "top":
+            return None
+        if tokens and back.ndim == 4:
+            back = back.flatten(2).transpose(1, 2)
+        if tokens and self.prefix_tokens:
+            back = torch.cat([torch.zeros_like(output[:, : self.prefix_tokens]), back], 1)
+        return output + back
 
     def train(self, mode: bool = True):
         super().train(mode)

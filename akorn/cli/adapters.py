@@ -1,0 +1,121 @@
+"""``akorn adapters ...``: train Kuramoto adapters on a frozen pretrained backbone; compare the masks of
+the backbone's own features, the adapters' and an AKOrN trained from scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.errors import UserError
+
+
+def add_parser(sub, name: str, help: str):
+    p = sub.add_parser(name, help=help)
+    s = subcommands(p)
+    t = train_parser(s, "train", "train adapters (e.g. preset=cpu backbone=mobilenet_v2 data=tetrominoes)")
+    t.set_defaults(func=cmd_train)
+    e = s.add_parser("eval", help="masks of backbone features, adapter features (and a scratch AKOrN), compared")
+    e.add_argument("run")
+    e.add_argument("--scratch", default="", help="a classify run of model=akorn-attn to compare as well")
+    e.add_argument("--voc", default="", help="a VOC2012 folder: its val images as well (VOC's 4 segments)")
+    e.add_argument("--coco", nargs=2, metavar=("ANNOTATIONS", "IMAGES"), help="COCO instances (7 segments)")
+    e.add_argument("--limit", type=int, default=50, help="photographs of VOC / COCO (0: all)")
+    e.add_argument("--out", default="", help="folder for report.json, report.md, masks.png (default RUN/masks)")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args):
+    from akorn.engine.config import from_dict, resolve
+    from akorn.engine.trainer import RunFolder, train
+    from akorn.experiments.adapters import PRESETS, AdaptersConfig, AdaptersExperiment
+
+    exp = AdaptersExperiment()
+    base = None
+    if args.resume:
+        base = from_dict(AdaptersConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
+    cfg = resolve(AdaptersConfig, args.overrides, args.config, PRESETS, base=base)
+    run = train(exp, cfg, resume=args.resume)
+    if is_first_process():
+        print(f"run folder: {run}")
+
+
+def _figure(photos, masks: dict, path: Path):
+    from akorn.viz.media import write_png
+    from akorn.viz.projection import hsv_to_rgb
+
+    def colour(labels):
+        hue = (labels.astype(float) * 0.61803) % 1.0
+        rgb = hsv_to_rgb(hue, np.full_like(hue, 0.75), np.full_like(hue, 0.95))
+        rgb[labels <= 0] *= 0.25
+        return rgb
+
+    rows = []
+    for i, photo in enumerate(photos):
+        step = max(1, photo.image.shape[0] // 120)
+        cells = [photo.image[::step, ::step] / 255.0, colour(photo.instances[::step, ::step])]
+        cells += [colour(m[i][::step, ::step]) for m in masks.values()]
+        h = min(c.shape[0] for c in cells)
+        sep = np.ones((h, 3, 3))
+        row = []
+        for c in cells:
+            row += [c[:h], sep]
+        rows += [np.concatenate(row, 1), np.ones((3, sum(c.shape[1] for c in row), 3))]
+    width = min(r.shape[1] for r in rows)
+    write_png(np.concatenate([r[:, :width] for r in rows], 0).astype(np.float32), path)
+
+
+def cmd_eval(args):
+    import torch
+
+    from akorn.engine.distributed import pick_device
+    from akorn.engine.files import ensure_writable_dir, write_text_atomically
+    from akorn.engine.trainer import load_run
+    from akorn.experiments import adapters as ad
+    from akorn.experiments import photos as ph
+
+    if args.limit < 0:
+        raise UserError(f"--limit must be 0 (all) or positive, got {args.limit}")
+    device = pick_device(args.device)
+    exp = ad.AdaptersExperiment()
+    net, cfg, ckpt = load_run(exp, args.run)
+    net = net.to(device)
+    models = {"backbone": (ad.BackboneOnly(net), cfg.image_size), "backbone+adapters": (net, cfg.image_size)}
+    if args.scratch:
+        from akorn.experiments.classify.experiment import ClassifyExperiment
+
+        scratch, scfg, _ = load_run(ClassifyExperiment(), args.scratch)
+        if scfg.model != "akorn-attn":
+            raise UserError(f"--scratch: {args.scratch} is a {scfg.model} run; the comparison takes model=akorn-attn")
+        models["akorn (scratch)"] = (scratch.to(device), scfg.image_size)
+    photo_sets = [("bundled photographs", ph.bundled(), 4)]
+    if args.voc:
+        photo_sets.append(("PASCAL VOC val", ph.read_voc(args.voc, "val", args.limit), 4))
+    if args.coco:
+        photo_sets.append(("COCO", ph.read_coco(*args.coco, limit=args.limit), 7))
+    out = ensure_writable_dir(Path(args.out) if args.out else Path(args.run) / "masks")
+    report = {"run": args.run, "checkpoint": str(ckpt), "backbone": cfg.backbone, "points": cfg.point_list()}
+    with torch.no_grad():
+        for name, photos, k in photo_sets:
+            scores, masks = ad.compare_on_photos(models, photos, k, cfg.seed)
+            report[name] = scores
+            if name == "bundled photographs":
+                _figure(photos, masks, out / "masks.png")
+        ds = exp.test_data(cfg)
+        if ds is not None:
+            report[f"{cfg.data} scenes"] = ad.compare_on_scenes(models, ds, exp.clusters(cfg), cfg.seed)
+    lines = ["| data | method | MBO_i | MBO_c | FG-ARI | MBO |", "|---|---|---|---|---|---|"]
+    for data, scores in report.items():
+        if not isinstance(scores, dict):
+            continue
+        for method, s in scores.items():
+            cells = [f"{100 * s[k]:.1f}" if k in s else "" for k in ("mbo_i", "mbo_c", "fg_ari", "mbo")]
+            lines.append(f"| {data} ({s['images']}) | {method} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    write_text_atomically(out / "report.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomically(out / "report.md", table + "\n")
+    print(table)
+    print(f"written: {out}/report.json, report.md, masks.png")

@@ -1,0 +1,33 @@
+"""``akorn adapters``: SimCLR training of Kuramoto adapters on a frozen backbone, and the mask comparison."""
+
+from __future__ import annotations
+
+import json
+
+from safetensors.torch import load_file
+
+from akorn.backbones.mobilenet import mobilenet_v2
+from akorn.cli.main import main
+
+
+def test_train_only_adapters_then_compare_masks(tmp_path):
+    words = ["adapters", "train", "preset=tiny", "backbone_weights=imagenet", f"out_dir={tmp_path}", "name=a",
+             "threads=1"]  # fmt: skip
+    assert main(words) == 0
+    ckpt = sorted((tmp_path / "a" / "checkpoints").iterdir())[-1]
+    saved = load_file(ckpt / "model.safetensors")
+    original = mobilenet_v2("imagenet").state_dict()
+    backbone = {k.removeprefix("adapter.backbone."): v for k, v in saved.items() if k.startswith("adapter.backbone.")}
+    assert backbone.keys() == original.keys() and all(backbone[k].equal(original[k]) for k in original)
+    assert main(["adapters", "eval", str(tmp_path / "a"), "--out", str(tmp_path / "m")]) == 0
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert set(report["bundled photographs"]) == {"backbone", "backbone+adapters"}
+    assert report["tetrominoes scenes"]["backbone"]["images"] == 4
+    assert (tmp_path / "m" / "masks.png").stat().st_size > 1000
+
+
+def test_a_point_the_backbone_lacks(tmp_path, capsys):
+    rc = main(["adapters", "train", "preset=tiny", "points=features.99", f"out_dir={tmp_path}", "name=b"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "no submodule 'features.99'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()
