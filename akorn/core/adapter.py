@@ -52,12 +52,18 @@ class AdapterBlock(nn.Module):
         self.project_out = nn.Linear(channels, width) if tokens else nn.Conv2d(channels, width, 1)
         nn.init.zeros_(self.project_out.weight)
         nn.init.zeros_(self.project_out.bias)
+        self.record, self.trajectory = False, None
 
     def forward(self, h: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(readout features, their projection to the backbone's width)``."""
         c = self.project_in(h)
         x = torch.randn(c.shape, generator=generator, device=c.device, dtype=c.dtype)
-        feats = self.readout(self.layer(x, c))
+        if self.record:  # keep every step's state, (B, T+1, ...) in the layer's input layout
+            result = self.layer(x, c, return_trajectory=True)
+            self.trajectory, x = result.trajectory, result.x
+        else:
+            x = self.layer(x, c)
+        feats = self.readout(x)
         return feats, self.project_out(feats)
 
 
@@ -184,6 +190,22 @@ class KuramotoAdapter(nn.Module):
 
     def adapter_parameters(self):
         return self.adapters.parameters()
+
+    @torch.no_grad()
+    def trajectory(self, img: torch.Tensor, point: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The states of the adapter at ``point`` over its steps: ``(B, T+1, C, h, w)`` (tokens laid
+        out on their grid)."""
+        block = self.adapters[_key(point)]
+        block.record = True
+        try:
+            self.forward(img, generator)
+            traj = block.trajectory
+        finally:
+            block.record, block.trajectory = False, None
+        if traj.ndim == 4:  # tokens (B, T+1, L, C)
+            B, T1, L, C = traj.shape
+            traj = traj.transpose(2, 3).reshape(B, T1, C, *self.grids[point])
+        return traj
 
 
 def _key(point: str) -> str:
