@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from akorn.cli.common import DEVICE_HELP, is_first_process, subcommands, train_parser
+from akorn.cli.common import DEVICE_HELP, run_training, subcommands, train_parser
 from akorn.errors import UserError
 
 
@@ -29,18 +29,9 @@ def add_parser(sub, name: str, help: str):
 
 
 def cmd_train(args):
-    from akorn.engine.config import from_dict, resolve
-    from akorn.engine.trainer import RunFolder, train
-    from akorn.experiments.adapters import PRESETS, AdaptersConfig, AdaptersExperiment
+    from akorn.experiments.adapters import AdaptersExperiment
 
-    exp = AdaptersExperiment()
-    base = None
-    if args.resume:
-        base = from_dict(AdaptersConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
-    cfg = resolve(AdaptersConfig, args.overrides, args.config, PRESETS, base=base)
-    run = train(exp, cfg, resume=args.resume)
-    if is_first_process():
-        print(f"run folder: {run}")
+    run_training(args, AdaptersExperiment())
 
 
 def _figure(photos, masks: dict, path: Path):

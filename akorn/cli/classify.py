@@ -8,7 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from akorn.cli.common import DEVICE_HELP, add_quiet_option, is_first_process, show_progress, subcommands, train_parser
+from akorn.cli.common import (
+    DEVICE_HELP,
+    add_quiet_option,
+    run_training,
+    show_progress,
+    subcommands,
+    train_parser,
+)
 from akorn.errors import UserError
 
 PRETRAINED = "pretrained:"
@@ -62,18 +69,9 @@ def add_parser(sub, name: str, help: str):
 
 
 def cmd_train(args):
-    from akorn.engine.config import from_dict, resolve
-    from akorn.engine.trainer import RunFolder, train
-    from akorn.experiments.classify.experiment import PRESETS, ClassifyConfig, ClassifyExperiment
+    from akorn.experiments.classify.experiment import ClassifyExperiment
 
-    exp = ClassifyExperiment()
-    base = None
-    if args.resume:
-        base = from_dict(ClassifyConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
-    cfg = resolve(ClassifyConfig, args.overrides, args.config, PRESETS, base=base)
-    run = train(exp, cfg, resume=args.resume)
-    if is_first_process():
-        print(f"run folder: {run}")
+    run_training(args, ClassifyExperiment())
 
 
 def _plan(args):

@@ -134,3 +134,21 @@ def train_parser(sub, name: str, help: str):
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("overrides", nargs="*", help="config fields, key=value")
     return t
+
+
+def run_training(args, experiment):
+    """A training command's work: the config (defaults <- preset <- file <- words, or the resumed run's
+    config <- words), the training, and the run folder printed by the first process."""
+    from pathlib import Path
+
+    from akorn.engine.config import from_dict, resolve
+    from akorn.engine.trainer import RunFolder, train
+
+    cls = experiment.config_cls
+    base = None
+    if args.resume:
+        base = from_dict(cls, RunFolder(Path(args.resume)).read_config(experiment), args.resume)
+    cfg = resolve(cls, args.overrides, args.config, experiment.presets, base=base)
+    run = train(experiment, cfg, resume=args.resume)
+    if is_first_process():
+        print(f"run folder: {run}")

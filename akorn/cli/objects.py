@@ -12,7 +12,7 @@ import numpy as np
 from akorn.cli.common import (
     DEVICE_HELP,
     add_quiet_option,
-    is_first_process,
+    run_training,
     show_progress,
     subcommands,
     train_parser,
@@ -72,18 +72,9 @@ def add_parser(sub, name: str, help: str):
 
 
 def cmd_train(args):
-    from akorn.engine.config import from_dict, resolve
-    from akorn.engine.trainer import RunFolder, train
-    from akorn.experiments.objects.experiment import PRESETS, ObjectsConfig, ObjectsExperiment
+    from akorn.experiments.objects.experiment import ObjectsExperiment
 
-    exp = ObjectsExperiment()
-    base = None
-    if args.resume:
-        base = from_dict(ObjectsConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
-    cfg = resolve(ObjectsConfig, args.overrides, args.config, PRESETS, base=base)
-    run = train(exp, cfg, resume=args.resume)
-    if is_first_process():
-        print(f"run folder: {run}")
+    run_training(args, ObjectsExperiment())
 
 
 def save_grid(images, gt, pred, path: Path, rows: int = 8):

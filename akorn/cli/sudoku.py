@@ -13,7 +13,7 @@ import torch
 from akorn.cli.common import (
     DEVICE_HELP,
     add_quiet_option,
-    is_first_process,
+    run_training,
     show_progress,
     subcommands,
     train_parser,
@@ -207,19 +207,9 @@ def add_exit_options(p):
 
 
 def cmd_train(args):
-    from akorn.engine.config import from_dict, resolve
-    from akorn.engine.trainer import RunFolder, train
-    from akorn.experiments.sudoku.experiment import PRESETS, SudokuConfig, SudokuExperiment
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
 
-    exp = SudokuExperiment()
-    if args.resume:
-        base = from_dict(SudokuConfig, RunFolder(Path(args.resume)).read_config(exp), args.resume)
-        cfg = resolve(SudokuConfig, args.overrides, args.config, PRESETS, base=base)
-    else:
-        cfg = resolve(SudokuConfig, args.overrides, args.config, PRESETS)
-    run = train(exp, cfg, resume=args.resume)
-    if is_first_process():
-        print(f"run folder: {run}")
+    run_training(args, SudokuExperiment())
 
 
 def check_inference_args(args):

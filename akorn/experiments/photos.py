@@ -37,19 +37,10 @@ class Photo:
 def best_overlap(gt: np.ndarray, pred: np.ndarray) -> float:
     """Mean over ground-truth segments (> 0) of the best IoU with a predicted segment; ignored pixels
     (``gt == -1``) count for neither."""
+    from akorn.experiments.objects.metrics import mbo
+
     keep = gt != IGNORE
-    gt, pred = gt[keep], pred[keep]
-    scores = []
-    for obj in np.unique(gt):
-        if obj == 0:
-            continue
-        g = gt == obj
-        best = 0.0
-        for seg in np.unique(pred[g]):
-            p = pred == seg
-            best = max(best, float((g & p).sum() / (g | p).sum()))
-        scores.append(best)
-    return float(np.mean(scores)) if scores else float("nan")
+    return mbo(gt[keep], pred[keep])
 
 
 def mbo_scores(photo: Photo, pred: np.ndarray) -> dict:
