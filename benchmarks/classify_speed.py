@@ -105,7 +105,7 @@ def run_one(task: str, impl: str, repeats: int, authors_repo: str | None, channe
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=("train", "attack"), default="train")
-    p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-channels-last,akorn-compile")
+    p.add_argument("--impl", default="akorn,akorn-checkpoint,akorn-channels-last,akorn-compile,akorn-bf16")
     p.add_argument("--authors-repo", help="a checkout of github.com/autonomousvision/akorn")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--batch", type=int, default=0, help="0: 128 for train, 100 for attack")

@@ -422,3 +422,21 @@ def test_import_of_the_authors_checkpoint_bad_input(tmp_path, capsys):
     assert main(["classify", "import", str(tmp_path / "torn.pth"), "--out", str(tmp_path / "m")]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_the_shipped_classifier_evaluates_right_after_install(tmp_path):
+    from akorn.experiments import pretrained
+
+    names = pretrained.names()
+    assert pretrained.CIFAR10 in names
+    from importlib import resources
+
+    size = (resources.files("akorn") / "weights" / f"{pretrained.CIFAR10}.safetensors").stat().st_size
+    assert size <= 10 * 2**20
+    npz = write_npz(tmp_path / "ten.npz", n=20, classes=10, size=32)
+    out = tmp_path / "e"
+    words = ["classify", "eval", "pretrained:cifar10", "--data", str(npz), "--attacks", "none", "--corruptions",
+             "none", "--out", str(out), "--quiet", "--threads", "1"]  # fmt: skip
+    assert main(words) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["clean"]["n"] == 20 and report["model"] == "pretrained:cifar10"
