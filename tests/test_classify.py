@@ -440,3 +440,19 @@ def test_the_shipped_classifier_evaluates_right_after_install(tmp_path):
     assert main(words) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["clean"]["n"] == 20 and report["model"] == "pretrained:cifar10"
+
+
+def test_a_streamed_folder_trains_as_the_same_folder_in_memory(tmp_path):
+    """Streaming reads each next batch while a step computes; the run must not change."""
+    from safetensors.torch import load_file
+
+    root = write_folder(tmp_path / "imgs", classes=2, per_class=8, size=16)
+    base = ["classify", "train", "preset=tiny", f"data={root}", f"out_dir={tmp_path}", "threads=1", "max_steps=3"]
+    assert main(base + ["name=mem"]) == 0
+    assert main(base + ["name=stream", "in_memory=false", "workers=2"]) == 0
+
+    def weights(run):
+        return load_file(sorted((tmp_path / run / "checkpoints").iterdir())[-1] / "model.safetensors")
+
+    a, b = weights("mem"), weights("stream")
+    assert all(torch.equal(a[k], b[k]) for k in a)

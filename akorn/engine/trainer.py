@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -497,11 +498,22 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     skipped = 0
     t_start = time.time()
     with _signals_as_requests() as requests:
+        def fetch(step):
+            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
+            return data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
+
+        # Data that is read from disk as it goes (``streams``) gets the next step's batch read
+        # while this step computes; the batches are the same either way.
+        prefetch = ThreadPoolExecutor(1) if getattr(data, "streams", False) else None
+        upcoming = prefetch.submit(fetch, start) if prefetch is not None and start < total else None
         for step in range(start, total):
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(cfg, step, total)
-            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
-            batch = data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
+            if upcoming is not None:
+                batch = upcoming.result()
+                upcoming = prefetch.submit(fetch, step + 1) if step + 1 < total else None
+            else:
+                batch = fetch(step)
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             gen = step_generator(cfg.seed, step, device)
             with _autocast(device, cfg.precision):

@@ -239,7 +239,10 @@ def _decode_many(args) -> np.ndarray:
 
 
 class FolderSet:
-    """An image folder read on demand: each batch's files decoded in ``workers`` processes."""
+    """An image folder read on demand: each batch's files decoded in ``workers`` processes (the
+    engine reads the next batch while a step computes)."""
+
+    streams = True
 
     def __init__(self, root: str | Path, size: int | None, channels: int = 3, workers: int = 0):
         self.files, labels, self.class_names = list_folder(root)
