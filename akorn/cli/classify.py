@@ -296,6 +296,18 @@ def cmd_export(args):
     from akorn.engine.config import to_dict
 
     record = {"config": to_dict(cfg), "source": source, "fp16": args.fp16, "torch_version": torch.__version__}
+    if Path(args.run).is_dir():  # what the run did: its last training and evaluation records
+        from akorn.engine.trainer import RunFolder
+
+        metrics = RunFolder(Path(args.run)).read_metrics()
+        train = [m for m in metrics if m.get("split") == "train" and "loss" in m]
+        evals = [m for m in metrics if m.get("split") == "eval"]
+        record["training"] = {
+            "steps": max((m["step"] for m in metrics), default=0),
+            "last_train_log": train[-1] if train else None,
+            "last_eval": evals[-1] if evals else None,
+            "time_limit_reached": any("time_limit_reached" in m for m in metrics),
+        }
     if args.report:
         record["report"] = read_json(Path(args.report), "eval report")
     save_file(sd, str(weights))
