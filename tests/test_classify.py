@@ -296,6 +296,12 @@ def test_eval_report_resume_and_export(trained, capsys):
     (out / "records.jsonl").write_text("\n".join(lines[:-10]) + "\n")
     assert main(words + ["--resume"]) == 0
     assert json.loads((out / "report.json").read_text())["corruption_mean"] == report["corruption_mean"]
+    # the report of what is recorded so far, without new work
+    (out / "records.jsonl").write_text("\n".join(lines[:-10]) + "\n")
+    assert main(words + ["--resume", "--report-only"]) == 0
+    partial = json.loads((out / "report.json").read_text())
+    assert sum(v["n"] for c in partial["corruptions"].values() for v in c["by_severity"].values()) == 24 - 10
+    assert main(words + ["--resume"]) == 0
     # another setting refuses to resume these records
     assert main(words[:-1] + ["1", "--resume", "--eps", "4/255"]) == 2
     assert "another evaluation" in capsys.readouterr().err

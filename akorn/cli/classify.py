@@ -46,6 +46,11 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--batch-size", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--resume", action="store_true", help="keep the images already in OUT/records.jsonl")
+    e.add_argument(
+        "--report-only",
+        action="store_true",
+        help="with --resume: the report of the images recorded so far (an evaluation stopped part way), no new work",
+    )
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     e.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -139,6 +144,8 @@ def cmd_eval(args):
     from akorn.experiments.classify import evaluation as ev
 
     plan = _plan(args)
+    if args.report_only and not args.resume:
+        raise UserError("--report-only reports the records of an earlier evaluation: give --resume too")
     if args.threads < 0:
         raise UserError(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
     if args.threads:
@@ -190,7 +197,7 @@ def cmd_eval(args):
         ds = clean_set if which in ("clean", "corruption") else attack_set
         rows = ev.task_rows(task, plan, len(clean_set), len(attack_set))
         todo = [int(i) for i in rows if f"{task}:{int(i)}" not in done]
-        work.append((task, ds, todo[info.rank :: info.world]))
+        work.append((task, ds, [] if args.report_only else todo[info.rank :: info.world]))
     total = sum(len(t) for _, _, t in work)
     progress = show_progress(args) and info.is_main
     bar = tqdm(total=total, desc="images", unit="image", disable=not progress, file=sys.stderr)
