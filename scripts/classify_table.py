@@ -16,9 +16,11 @@ def merged(pattern: str) -> dict:
         r = json.loads(open(path).read())
         out["attacks"].update(r.get("attacks", {}))
         out["corruptions"].update(r.get("corruptions", {}))
-        for k in ("clean", "ece", "corruption_mean", "eot"):
-            if k in r and (k not in out or r.get("clean", {}).get("n", 0) > out.get("clean", {}).get("n", 0)):
-                out[k] = r[k]
+        # clean accuracy and calibration from the report with the most clean images
+        if r.get("clean", {}).get("n", 0) > out.get("clean", {}).get("n", 0):
+            out.update({k: r[k] for k in ("clean", "ece") if k in r})
+        if "corruption_mean" in r:
+            out["corruption_mean"] = r["corruption_mean"]
     return out
 
 
