@@ -498,6 +498,7 @@ def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Calla
     skipped = 0
     t_start = time.time()
     with _signals_as_requests() as requests:
+
         def fetch(step):
             idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
             return data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
