@@ -14,7 +14,7 @@ def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".akorn-write-test"
+        probe = out / f".akorn-write-test-{os.getpid()}"  # one per process: ranks check the same folder
         probe.write_text("")
         probe.unlink()
     except OSError as e:
