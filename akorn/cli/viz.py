@@ -289,7 +289,7 @@ def cmd_adapters(args):
     def segment(features):
         return upsample_labels(cluster_features(features, args.clusters, seed=args.seed), (size, size))
 
-    readout = net.adapter.adapters[net.last.replace(".", "/")].readout
+    readout = net.adapter.block(net.last).readout
     masks = masks_over_steps(readout, traj, segment, size)
     media.write_gif(masks, out / "masks.gif", args.fps)
     media.write_png(masks[-1], out / "masks-final.png")

@@ -188,6 +188,10 @@ class KuramotoAdapter(nn.Module):
         out, self._captured = self._captured, {}
         return out
 
+    def block(self, point: str) -> AdapterBlock:
+        """The adapter at ``point`` (its Kuramoto layer, readout and projections)."""
+        return self.adapters[_key(point)]
+
     def adapter_parameters(self):
         return self.adapters.parameters()
 

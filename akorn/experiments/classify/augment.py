@@ -35,7 +35,7 @@ def flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+def affine(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     grid = F.affine_grid(theta.to(x.dtype), [x.shape[0], x.shape[1], *(size or x.shape[2:])], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -58,7 +58,7 @@ def resized_crop(
     theta[:, 0, 0], theta[:, 0, 2] = w, 2 * cx - 1
     theta[:, 1, 1], theta[:, 1, 2] = h, 2 * cy - 1
     out = size or H
-    return _affine(x, theta, (out, out if size else W)).clamp(0, 1)
+    return affine(x, theta, (out, out if size else W)).clamp(0, 1)
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
 
 
-def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """``factor * a + (1 - factor) * b`` per image, clamped to [0, 1]."""
     return (factor[:, None, None, None] * a + (1 - factor[:, None, None, None]) * b).clamp(0, 1)
 
@@ -96,12 +96,12 @@ def colour_jitter(x: torch.Tensor, g: torch.Generator, brightness=0.4, contrast=
     order = torch.randperm(4, generator=g, device="cpu" if dev.type != "cpu" else dev).tolist()
     for op in order:
         if op == 0 and brightness:
-            x = _blend(x, torch.zeros_like(x), _uniform(B, 1 - brightness, 1 + brightness, g, dev))
+            x = blend(x, torch.zeros_like(x), _uniform(B, 1 - brightness, 1 + brightness, g, dev))
         elif op == 1 and contrast:
             mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True).expand_as(x)
-            x = _blend(x, mean, _uniform(B, 1 - contrast, 1 + contrast, g, dev))
+            x = blend(x, mean, _uniform(B, 1 - contrast, 1 + contrast, g, dev))
         elif op == 2 and saturation and x.shape[1] == 3:
-            x = _blend(x, grayscale(x), _uniform(B, 1 - saturation, 1 + saturation, g, dev))
+            x = blend(x, grayscale(x), _uniform(B, 1 - saturation, 1 + saturation, g, dev))
         elif op == 3 and hue and x.shape[1] == 3:
             hsv = rgb_to_hsv(x)
             shift = _uniform(B, -hue, hue, g, dev)[:, None, None]

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from akorn.experiments.classify.augment import _affine, _blend, grayscale
+from akorn.experiments.classify.augment import affine, blend, grayscale
 
 SEVERITY, WIDTH, MAX_DEPTH, BINS = 3, 3, 3, 10
 OPS = (
@@ -91,7 +91,7 @@ def sharpness(x, factor):
     smooth = F.conv2d(x, k.expand(C, 1, 3, 3), padding=1, groups=C)
     smooth[..., 0, :], smooth[..., -1, :] = x[..., 0, :], x[..., -1, :]  # borders stay, as in PIL
     smooth[..., :, 0], smooth[..., :, -1] = x[..., :, 0], x[..., :, -1]
-    return _blend(x, smooth, factor)
+    return blend(x, smooth, factor)
 
 
 def geometric(x, op, m):
@@ -111,7 +111,7 @@ def geometric(x, op, m):
         theta[:, 0, 2] = -2 * m / W
     else:
         theta[:, 1, 2] = -2 * m / H
-    return _affine(x, theta)
+    return affine(x, theta)
 
 
 def apply(op: str, x: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
@@ -127,11 +127,11 @@ def apply(op: str, x: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> 
     if op == "solarize":
         return solarize(x, m)
     if op == "brightness":
-        return _blend(x, torch.zeros_like(x), 1 + m)
+        return blend(x, torch.zeros_like(x), 1 + m)
     if op == "color":
-        return _blend(x, grayscale(x), 1 + m)
+        return blend(x, grayscale(x), 1 + m)
     if op == "contrast":
-        return _blend(x, grayscale(x).mean(dim=(1, 2, 3), keepdim=True).expand_as(x), 1 + m)
+        return blend(x, grayscale(x).mean(dim=(1, 2, 3), keepdim=True).expand_as(x), 1 + m)
     if op == "sharpness":
         return sharpness(x, 1 + m)
     return geometric(x, op, m)
