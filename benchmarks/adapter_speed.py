@@ -4,7 +4,13 @@
   and back-propagates through the whole backbone (its gradients are computed and thrown away);
 * ``frozen``: the backbone frozen as ``KuramotoAdapter`` freezes it: nothing below the adapter
   records a graph;
-* ``frozen-bf16``: the same under bf16 autocast.
+* ``frozen-bf16``: the same under bf16 autocast;
+* ``cached``: ``feature_cache=2``: the backbone's outputs for two colour-augmented copies of each
+  image computed once (not timed), each step crops two views of them in feature space and runs the
+  adapter and head only; ``cached-bf16`` under bf16 autocast.
+
+``frozen`` and ``cached`` stop the backbone at the adapter's point (what follows it does not
+change the adapter's features); ``straightforward`` runs the whole backbone.
 
 Each configuration runs in a fresh process; median seconds over the repeats after a warm-up.
 
@@ -31,8 +37,10 @@ def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from akorn.experiments.adapters import AdapterNet, build_backbone
+    from akorn.experiments import adapter_cache
+    from akorn.experiments.adapters import AdapterNet, build_backbone, resize
     from akorn.experiments.objects.augment import simclr_views
+    from akorn.experiments.objects.datasets import ObjectSet
     from akorn.experiments.objects.experiment import nt_xent
 
     torch.manual_seed(0)
@@ -42,13 +50,26 @@ def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
             p.requires_grad_(True)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, 1e-3)
-    imgs = torch.rand(batch, 3, image_size, image_size)
+    pixels = torch.randint(0, 256, (batch, image_size, image_size, 3), dtype=torch.uint8)
+    imgs = resize(pixels, image_size)
     g = torch.Generator().manual_seed(0)
+    adapter = net.adapter
+    if impl.startswith("cached"):
+        scenes = ObjectSet(pixels, torch.zeros(pixels.shape[:3], dtype=torch.uint8))
+        to_input = lambda im: resize(im, image_size)  # noqa: E731
+        cache = adapter_cache.build(adapter, scenes, 2, to_input, 0, torch.device("cpu"), progress=False)
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=impl.endswith("bf16")):
-            v = torch.cat([simclr_views(imgs, g), simclr_views(imgs, g)], 0)
-            z1, z2 = net(v, g).float().chunk(2)
+            if impl.startswith("cached"):
+                outs = adapter_cache.views(cache.batch(torch.arange(batch)), adapter.points, g, adapter.grids, 0)
+                z1, z2 = net(outs, g, cached=True).float().chunk(2)
+            else:
+                v = torch.cat([simclr_views(imgs, g), simclr_views(imgs, g)], 0)
+                if impl == "straightforward":
+                    z1, z2 = net.head(net.features(v, g, stop_early=False)).float().chunk(2)
+                else:
+                    z1, z2 = net(v, g).float().chunk(2)
             loss = nt_xent(z1, z2, 0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -71,7 +92,7 @@ def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impl", default="straightforward,frozen,frozen-bf16")
+    p.add_argument("--impl", default="straightforward,frozen,frozen-bf16,cached,cached-bf16")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)

@@ -109,3 +109,28 @@ def test_a_deep_copy_runs_its_own_adapters():
     b = twin.features(x, torch.Generator().manual_seed(0))["blocks.1"]
     assert not torch.allclose(a, b)
     assert torch.equal(model.features(x, torch.Generator().manual_seed(0))["blocks.1"], a)
+
+
+@pytest.mark.parametrize("backbone, point, prefix", [(TinyConvNet, "blocks.1", 0), (TinyViT, "blocks.0", 1)])
+def test_features_from_backbone_outputs_equal_features(backbone, point, prefix):
+    """On top, the adapters' features from outputs computed beforehand (a feature cache) are the
+    features of the images; stopping the backbone at the last point changes nothing either."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16)
+    model = KuramotoAdapter(backbone(), [point], x, channels=8, n=2, steps=2, heads=2, prefix_tokens=prefix)
+    direct = model.features(x, torch.Generator().manual_seed(3))[point]
+    whole = model.features(x, torch.Generator().manual_seed(3), stop_early=False)[point]
+    outputs = model.backbone_outputs(x)
+    cached = model.features_from(outputs, torch.Generator().manual_seed(3))[point]
+    assert torch.equal(direct, whole) and torch.equal(direct, cached)
+    with pytest.raises(ValueError, match="no backbone output given for"):
+        model.features_from({}, None)
+
+
+def test_features_from_refuses_adapters_between_blocks():
+    x = torch.rand(1, 3, 16, 16)
+    model = KuramotoAdapter(TinyConvNet(), ["blocks.0"], x, channels=8, n=2, steps=1, heads=2, placement="between")
+    outputs = model.backbone_outputs(x)  # the backbone alone, adapters not run
+    assert outputs["blocks.0"].shape == (1, 8, 8, 8)
+    with pytest.raises(ValueError, match="needs placement='top'"):
+        model.features_from(outputs)

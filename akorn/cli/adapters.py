@@ -23,6 +23,13 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--voc", default="", help="a VOC2012 folder: its val images as well (VOC's 4 segments)")
     e.add_argument("--coco", nargs=2, metavar=("ANNOTATIONS", "IMAGES"), help="COCO instances (7 segments)")
     e.add_argument("--limit", type=int, default=50, help="photographs of VOC / COCO (0: all)")
+    e.add_argument("--uptile", type=int, default=1, help="up-tiling factor for every method (1: off; 4 in the paper)")
+    e.add_argument(
+        "--uptile-align",
+        choices=("corner", "centre", "reference"),
+        default="reference",
+        help="where a patch's feature lands in the denser map (as in akorn objects eval)",
+    )
     e.add_argument("--out", default="", help="folder for report.json, report.md, masks.png (default RUN/masks)")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_eval)
@@ -70,6 +77,8 @@ def cmd_eval(args):
 
     if args.limit < 0:
         raise UserError(f"--limit must be 0 (all) or positive, got {args.limit}")
+    if args.uptile < 1:
+        raise UserError(f"--uptile must be a positive factor (1: off), got {args.uptile}")
     device = pick_device(args.device)
     exp = ad.AdaptersExperiment()
     net, cfg, ckpt = load_run(exp, args.run)
@@ -82,22 +91,27 @@ def cmd_eval(args):
         if scfg.model != "akorn-attn":
             raise UserError(f"--scratch: {args.scratch} is a {scfg.model} run; the comparison takes model=akorn-attn")
         models["akorn (scratch)"] = (scratch.to(device), scfg.image_size)
+    for name, (model, _) in models.items():
+        if args.uptile > 1 and model.patch % args.uptile:
+            raise UserError(f"--uptile {args.uptile} must divide every method's patch (stride); {name}: {model.patch}")
     photo_sets = [("bundled photographs", ph.bundled(), 4)]
     if args.voc:
         photo_sets.append(("PASCAL VOC val", ph.read_voc(args.voc, "val", args.limit), 4))
     if args.coco:
         photo_sets.append(("COCO", ph.read_coco(*args.coco, limit=args.limit), 7))
     out = ensure_writable_dir(Path(args.out) if args.out else Path(args.run) / "masks")
-    report = {"run": args.run, "checkpoint": str(ckpt), "backbone": cfg.backbone, "points": cfg.point_list()}
+    report = {"run": args.run, "checkpoint": str(ckpt), "backbone": cfg.backbone, "points": cfg.point_list(),
+              "uptile": args.uptile, "uptile_align": args.uptile_align}  # fmt: skip
+    tiling = dict(uptile=args.uptile, uptile_align=args.uptile_align)
     with torch.no_grad():
         for name, photos, k in photo_sets:
-            scores, masks = ad.compare_on_photos(models, photos, k, cfg.seed)
+            scores, masks = ad.compare_on_photos(models, photos, k, cfg.seed, **tiling)
             report[name] = scores
             if name == "bundled photographs":
                 _figure(photos, masks, out / "masks.png")
         ds = exp.test_data(cfg)
         if ds is not None:
-            report[f"{cfg.data} scenes"] = ad.compare_on_scenes(models, ds, exp.clusters(cfg), cfg.seed)
+            report[f"{cfg.data} scenes"] = ad.compare_on_scenes(models, ds, exp.clusters(cfg), cfg.seed, **tiling)
     lines = ["| data | method | MBO_i | MBO_c | FG-ARI | MBO |", "|---|---|---|---|---|---|"]
     for data, scores in report.items():
         if not isinstance(scores, dict):

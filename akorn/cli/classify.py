@@ -16,9 +16,9 @@ from akorn.cli.common import (
     subcommands,
     train_parser,
 )
+from akorn.cli.model_files import PRETRAINED, add_export_parser, export, is_file_model
+from akorn.cli.model_files import load_model as load_model_from
 from akorn.errors import UserError
-
-PRETRAINED = "pretrained:"
 
 
 def add_parser(sub, name: str, help: str):
@@ -58,12 +58,7 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_eval)
 
-    x = s.add_parser("export", help="a run's EMA weights as safetensors (fp32 or fp16) plus a JSON record")
-    x.add_argument("run")
-    x.add_argument("--out", required=True, help="NAME: writes NAME.safetensors and NAME.json")
-    x.add_argument("--fp16", action="store_true", help="store half-precision weights (half the size)")
-    x.add_argument("--report", default="", help="an eval report.json to keep in the record")
-    x.set_defaults(func=cmd_export)
+    add_export_parser(s, "eval takes NAME.safetensors", cmd_export)
 
     im = s.add_parser("import", help="a checkpoint of the authors' classifier as our model (NAME.safetensors + .json)")
     im.add_argument("checkpoint", help="their ema_<epoch>.pth, model.pth or a plain state dict")
@@ -109,22 +104,11 @@ def _plan(args):
 
 def load_model(run: str, weights: str = "ema", step: int | None = None):
     """``(model, config, where it came from)`` of a run folder or a shipped model."""
-    from akorn.engine.trainer import load_run
+    from akorn.experiments import pretrained
     from akorn.experiments.classify.experiment import ClassifyExperiment
 
-    if run.startswith(PRETRAINED):
-        from akorn.experiments import pretrained
-
-        name = run[len(PRETRAINED) :]
-        model, cfg, _ = pretrained.load_classifier({"cifar10": pretrained.CIFAR10}.get(name, name))
-        return model, cfg, run
-    if run.endswith(".safetensors"):
-        from akorn.experiments import pretrained
-
-        model, cfg, _ = pretrained.load_classifier_files(Path(run), Path(run[: -len(".safetensors")] + ".json"))
-        return model, cfg, run
-    model, cfg, ckpt = load_run(ClassifyExperiment(), run, use_ema=weights == "ema", step=step)
-    return model, cfg, str(ckpt)
+    aliases = {"cifar10": pretrained.CIFAR10}
+    return load_model_from(ClassifyExperiment(), run, aliases, use_ema=weights == "ema", step=step)
 
 
 def _test_set(spec: str, cfg, split_default: str):
@@ -151,7 +135,8 @@ def cmd_eval(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     pretrained = args.run.startswith(PRETRAINED)
-    out = Path(args.out) if args.out else (Path("classify-eval") if pretrained else Path(args.run) / "robustness")
+    default_out = Path("classify-eval") if is_file_model(args.run) else Path(args.run) / "robustness"
+    out = Path(args.out) if args.out else default_out
     model, cfg, source = load_model(args.run, args.weights, args.step)
     info, device = init_distributed(pick_device(args.device))
     model = model.to(device)
@@ -289,34 +274,5 @@ def cmd_import(args):
 
 
 def cmd_export(args):
-    import torch
-    from safetensors.torch import save_file
-
-    from akorn.engine.files import check_output_file, read_json, write_text_atomically
-
     model, cfg, source = load_model(args.run)
-    weights = check_output_file(args.out + ".safetensors", "weights file")
-    record_file = check_output_file(args.out + ".json", "record file")
-    sd = {
-        k: (v.half() if args.fp16 and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
-    }
-    from akorn.engine.config import to_dict
-
-    record = {"config": to_dict(cfg), "source": source, "fp16": args.fp16, "torch_version": torch.__version__}
-    if Path(args.run).is_dir():  # what the run did: its last training and evaluation records
-        from akorn.engine.trainer import RunFolder
-
-        metrics = RunFolder(Path(args.run)).read_metrics()
-        train = [m for m in metrics if m.get("split") == "train" and "loss" in m]
-        evals = [m for m in metrics if m.get("split") == "eval"]
-        record["training"] = {
-            "steps": max((m["step"] for m in metrics), default=0),
-            "last_train_log": train[-1] if train else None,
-            "last_eval": evals[-1] if evals else None,
-            "time_limit_reached": any("time_limit_reached" in m for m in metrics),
-        }
-    if args.report:
-        record["report"] = read_json(Path(args.report), "eval report")
-    save_file(sd, str(weights))
-    write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
-    print(f"written: {weights} ({weights.stat().st_size / 1e6:.2f} MB), {record_file}")
+    export(args, model, cfg, source)

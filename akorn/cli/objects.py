@@ -17,6 +17,8 @@ from akorn.cli.common import (
     subcommands,
     train_parser,
 )
+from akorn.cli.model_files import add_export_parser, export, is_file_model
+from akorn.cli.model_files import load_model as load_model_from
 from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
 from akorn.errors import UserError
 
@@ -27,7 +29,7 @@ def add_parser(sub, name: str, help: str):
     t = train_parser(s, "train", "SimCLR training (e.g. preset=cpu data=tetrominoes)")
     t.set_defaults(func=cmd_train)
     e = s.add_parser("eval", help="FG-ARI and MBO of a run's masks on its test split, plus a figure grid")
-    e.add_argument("run")
+    e.add_argument("run", help="a run folder, pretrained:tetrominoes, or NAME.safetensors (with NAME.json)")
     e.add_argument("--uptile", type=int, default=1, help="up-tiling factor (1: off; 4 in the paper)")
     e.add_argument(
         "--uptile-noise",
@@ -59,6 +61,8 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval)
+
+    add_export_parser(s, "eval and viz take NAME.safetensors", cmd_export)
 
     im = s.add_parser("import", help="make a run folder from an object-discovery checkpoint of the authors' code")
     im.add_argument("checkpoint", help="their ema_<epoch>.pth, ema_model.pth or model.pth")
@@ -104,7 +108,6 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
 
 def cmd_eval(args):
     from akorn.engine.distributed import pick_device
-    from akorn.engine.trainer import load_run
     from akorn.experiments.objects.experiment import ObjectsExperiment, evaluate_masks
     from akorn.experiments.objects.metrics import scores_by_contact
 
@@ -116,7 +119,7 @@ def cmd_eval(args):
         if path:
             check_output_file(path, what)
     exp = ObjectsExperiment()
-    model, cfg, ckpt = load_run(exp, args.run, args.overrides, use_ema=args.weights == "ema", step=args.step)
+    model, cfg, ckpt = load_model(args.run, args.overrides, args.weights, args.step)
     model = model.to(pick_device(args.device))
     ds = exp.test_data(cfg)
     if args.limit:
@@ -192,11 +195,28 @@ def cmd_eval(args):
             if g["images"]
         )
     )
-    fig = Path(args.figure) if args.figure else Path(args.run) / f"masks-x{args.uptile}.png"
+    where = Path("objects-eval") if is_file_model(args.run) else Path(args.run)
+    fig = Path(args.figure) if args.figure else where / f"masks-x{args.uptile}.png"
     save_grid(ds.images, ds.masks, preds, fig)
     print(f"figure: {fig}")
     if args.json:
         write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
+
+
+def load_model(source: str, words=None, weights: str = "ema", step: int | None = None):
+    """``(model, config, where it came from)``: a run folder, pretrained:tetrominoes or NAME.safetensors."""
+    from akorn.experiments import pretrained
+    from akorn.experiments.objects.experiment import ObjectsExperiment
+
+    if weights == "raw" and is_file_model(source):
+        raise UserError(f"--weights raw needs a run folder; {source} stores one set of weights")
+    aliases = {"tetrominoes": pretrained.TETROMINOES}
+    return load_model_from(ObjectsExperiment(), source, aliases, words, use_ema=weights == "ema", step=step)
+
+
+def cmd_export(args):
+    model, cfg, source = load_model(args.run)
+    export(args, model, cfg, source)
 
 
 def cmd_import(args):

@@ -55,7 +55,7 @@ def add_parser(sub, name: str, help: str):
     k.set_defaults(func=cmd_sudoku)
 
     o = s.add_parser("objects", help="a trained object-discovery AKOrN: per-layer state videos and masks over steps")
-    o.add_argument("run", help="run folder of 'akorn objects train'")
+    o.add_argument("run", help="run folder of 'akorn objects train', pretrained:tetrominoes, or NAME.safetensors")
     o.add_argument("--index", type=int, default=0, help="which test image")
     o.add_argument("--out", default="viz-objects")
     o.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
@@ -299,7 +299,7 @@ def cmd_adapters(args):
 
 
 def cmd_objects(args):
-    from akorn.engine.trainer import load_run
+    from akorn.cli.objects import load_model
     from akorn.experiments.objects.experiment import ObjectsExperiment, to_float_images
     from akorn.experiments.objects.masks import cluster_features, upsample_labels
     from akorn.experiments.objects.models import ImageAKOrN
@@ -307,7 +307,7 @@ def cmd_objects(args):
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
     exp = ObjectsExperiment()
-    model, cfg, _ = load_run(exp, args.run, ["compile=false"])
+    model, cfg, _ = load_model(args.run, ["compile=false"])
     if not isinstance(model, ImageAKOrN):
         raise UserError("state videos need an AKOrN model, not a baseline")
     ds = exp.test_data(cfg)

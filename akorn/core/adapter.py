@@ -135,6 +135,8 @@ class KuramotoAdapter(nn.Module):
             )
         self._captured: dict[str, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
+        self._bypass = False
+        self._stop_early = False  # features(): the layers after the last point are not needed
         self._handles = [modules[p].register_forward_hook(functools.partial(self._on_output, p)) for p in points]
 
     @torch.no_grad()
@@ -155,20 +157,71 @@ class KuramotoAdapter(nn.Module):
     def _on_output(self, point: str, module, inputs, output):
         """The forward hook at ``point``. Registered as a partial of this bound method, so a deep copy
         of the adapter (an EMA) gets hooks that run the copy's own adapters."""
-        adapter = self.adapters[_key(point)]
-        tokens = point in self.token_points
-        h = output[:, self.prefix_tokens :] if tokens else output
-        if tokens and not adapter.tokens:
-            h = _tokens_to_map(h, self.grids[point])
-        feats, back = adapter(h, self._generator)
+        if self._bypass:
+            return None
+        feats, back = self._adapt(point, output)
         self._captured[point] = feats
         if self.placement == "top":
+            if self._stop_early and len(self._captured) == len(self.points):
+                raise _Enough
             return None
+        tokens = point in self.token_points
         if tokens and back.ndim == 4:
             back = back.flatten(2).transpose(1, 2)
         if tokens and self.prefix_tokens:
             back = torch.cat([torch.zeros_like(output[:, : self.prefix_tokens]), back], 1)
         return output + back
+
+    def _run(self, img: torch.Tensor, stop_early: bool):
+        self._stop_early = stop_early
+        try:
+            return self.backbone(img)
+        except _Enough:
+            return None
+        finally:
+            self._stop_early = False
+
+    def _adapt(self, point: str, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        adapter = self.adapters[_key(point)]
+        tokens = point in self.token_points
+        h = output[:, self.prefix_tokens :] if tokens else output
+        if tokens and not adapter.tokens:
+            h = _tokens_to_map(h, self.grids[point])
+        return adapter(h, self._generator)
+
+    def features_from(
+        self, outputs: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Each adapter's features from the backbone's outputs at its point, the backbone not run.
+
+        Only for ``placement="top"``, where no adapter changes what the backbone computes, so
+        outputs computed once (a feature cache) are what the backbone would give again."""
+        if self.placement != "top":
+            raise ValueError("features_from needs placement='top': between blocks, adapters change what follows")
+        missing = [p for p in self.points if p not in outputs]
+        if missing:
+            raise ValueError(f"no backbone output given for {missing[0]!r}")
+        self._generator = generator
+        try:
+            return {p: self._adapt(p, outputs[p])[0] for p in self.points}
+        finally:
+            self._generator = None
+
+    @torch.no_grad()
+    def backbone_outputs(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The frozen backbone's outputs at every point, adapters not run (what ``features_from`` takes)."""
+        captured, handles = {}, []
+        modules = dict(self.backbone.named_modules())
+        for p in self.points:
+            handles.append(modules[p].register_forward_hook(functools.partial(_keep_output, captured, p, self.points)))
+        self._bypass = True
+        try:
+            self._run(img, stop_early=False)
+        finally:
+            self._bypass = False
+            for h in handles:
+                h.remove()
+        return captured
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -178,13 +231,22 @@ class KuramotoAdapter(nn.Module):
     def forward(self, img: torch.Tensor, generator: torch.Generator | None = None):
         self._generator, self._captured = generator, {}
         try:
-            return self.backbone(img)
+            return self._run(img, stop_early=False)
         finally:
             self._generator = None
 
-    def features(self, img: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Each adapter's readout features, maps ``(B, C, h, w)`` or tokens ``(B, L, C)``."""
-        self.forward(img, generator)
+    def features(
+        self, img: torch.Tensor, generator: torch.Generator | None = None, stop_early: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Each adapter's readout features, maps ``(B, C, h, w)`` or tokens ``(B, L, C)``.
+
+        On top of the backbone, ``stop_early`` stops the backbone at the last adapter's point: what
+        comes after it does not change the features."""
+        self._generator, self._captured = generator, {}
+        try:
+            self._run(img, stop_early=stop_early and self.placement == "top")
+        finally:
+            self._generator = None
         out, self._captured = self._captured, {}
         return out
 
@@ -210,6 +272,16 @@ class KuramotoAdapter(nn.Module):
             B, T1, L, C = traj.shape
             traj = traj.transpose(2, 3).reshape(B, T1, C, *self.grids[point])
         return traj
+
+
+class _Enough(Exception):
+    """Raised by a hook once every point's output is in hand, to skip the rest of the backbone."""
+
+
+def _keep_output(store: dict, point: str, points: list[str], module, inputs, output):
+    store[point] = output
+    if len(store) == len(points):
+        raise _Enough
 
 
 def _key(point: str) -> str:

@@ -30,15 +30,16 @@ DEFAULT_POINTS = {"mobilenet_v2": "features.13"}  # a ViT: its last block
 
 def build_backbone(name: str, weights: str = "") -> nn.Module:
     """``weights``: empty for the default source (MobileNetV2: the offline package; ViTs: torch.hub),
-    ``none`` for random weights, or a file."""
-    if name == "mobilenet_v2":
-        from akorn.backbones.mobilenet import mobilenet_v2
-
-        return mobilenet_v2(None if weights == "none" else (weights or "imagenet"))
+    ``none`` for random weights (drawn from seed 0, so every build is the same network), or a file."""
     from akorn.backbones import vit
+    from akorn.backbones.mobilenet import mobilenet_v2
 
     if weights == "none":
-        return vit.build(name).eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return mobilenet_v2(None) if name == "mobilenet_v2" else vit.build(name).eval()
+    if name == "mobilenet_v2":
+        return mobilenet_v2(weights or "imagenet")
     return vit.load(name, weights or None)
 
 
@@ -64,29 +65,27 @@ class AdapterNet(nn.Module):
     def _as_map(self, f: torch.Tensor) -> torch.Tensor:
         return f if f.ndim == 4 else f.transpose(1, 2).reshape(len(f), f.shape[2], *self.grid)
 
-    def features(self, img: torch.Tensor, generator=None) -> torch.Tensor:
-        """The last adapter's features as a map ``(B, C, h, w)``."""
-        return self._as_map(self.adapter.features(img, generator)[self.last])
+    def features(self, img: torch.Tensor, generator=None, stop_early: bool = True) -> torch.Tensor:
+        """The last adapter's features as a map ``(B, C, h, w)`` (``stop_early``: see ``KuramotoAdapter.features``)."""
+        return self._as_map(self.adapter.features(img, generator, stop_early)[self.last])
 
     @torch.no_grad()
     def backbone_features(self, img: torch.Tensor, generator=None) -> torch.Tensor:
         """The backbone's own output at the last point (patch tokens as a map), adapters not run."""
-        captured = {}
-        module = dict(self.adapter.backbone.named_modules())[self.last]
-        hook = module.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
-        saved = self.adapter.placement
-        try:
-            self.adapter.placement = "top"
-            self.adapter.backbone(img)
-        finally:
-            hook.remove()
-            self.adapter.placement = saved
-        out = captured["out"]
+        out = self.adapter.backbone_outputs(img)[self.last]
         if out.ndim == 3:
             out = out[:, self.adapter.prefix_tokens :].transpose(1, 2).reshape(len(out), out.shape[2], *self.grid)
         return out
 
-    def forward(self, img: torch.Tensor, generator=None) -> torch.Tensor:
+    def forward_from(self, outputs: dict[str, torch.Tensor], generator=None) -> torch.Tensor:
+        """The SimCLR embedding from backbone outputs computed beforehand (``placement="top"``)."""
+        return self.head(self._as_map(self.adapter.features_from(outputs, generator)[self.last]))
+
+    def forward(self, img, generator=None, cached: bool = False) -> torch.Tensor:
+        """The SimCLR embedding of images, or with ``cached`` of the backbone's outputs at every point
+        (a dict, computed beforehand; ``placement="top"``)."""
+        if cached:
+            return self.forward_from(img, generator)
         return self.head(self.features(img, generator))
 
 
@@ -125,6 +124,10 @@ class AdaptersConfig(TrainConfig):
     heads: int = 4
     temperature: float = 0.1
     clusters: int = 0  # 0: the data's default
+    # 0: SimCLR views in image space, the backbone run on both every step. K > 0 (placement=top):
+    # the backbone's outputs for K colour-augmented copies of every training image, computed once;
+    # views are crops of them (akorn/experiments/adapter_cache.py).
+    feature_cache: int = 0
 
     def validate(self):
         super().validate()
@@ -133,7 +136,11 @@ class AdaptersConfig(TrainConfig):
         check_choice(self, "coupling", ("attn", "conv"))
         check_ranges(self, train_size=(1, None), test_size=(1, None), image_size=(8, 4096), channels=(1, None),
                      n=(1, None), steps=(1, None), heads=(1, None), temperature=(0, None),
-                     clusters=(0, None))  # fmt: skip
+                     clusters=(0, None), feature_cache=(0, 64))  # fmt: skip
+        require(
+            self.feature_cache == 0 or self.placement == "top",
+            "feature_cache needs placement=top: between blocks, the adapters change the backbone's outputs",
+        )
         require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
         require(self.channels % self.n == 0, f"channels ({self.channels}) must be divisible by n ({self.n})")
         if self.coupling == "attn":
@@ -213,11 +220,20 @@ class AdaptersExperiment(Experiment):
 
     def train_data(self, cfg):
         ds = self._scenes(cfg, cfg.train_size, cfg.seed)
-        if ds is not None:
-            return ds
-        from akorn.experiments.classify import data as folders
+        if ds is None:
+            from akorn.experiments.classify import data as folders
 
-        return folders.load(cfg.data, "train", 0, in_memory=False)
+            ds = folders.load(cfg.data, "train", 0, in_memory=False)
+        if not cfg.feature_cache:
+            return ds
+        from akorn.engine.distributed import pick_device
+        from akorn.experiments import adapter_cache
+
+        device = pick_device(cfg.device)
+        with torch.random.fork_rng(devices=[]):  # the run's own model is drawn as without a cache
+            net = self.build_model(cfg).to(device)
+        return adapter_cache.build(net.adapter, ds, cfg.feature_cache, lambda im: resize(im, cfg.image_size),
+                                   cfg.seed, device)  # fmt: skip
 
     def test_data(self, cfg):
         return self._scenes(cfg, cfg.test_size, 10_000 + cfg.seed)
@@ -226,6 +242,14 @@ class AdaptersExperiment(Experiment):
         return cfg.clusters or scenes.NUM_CLUSTERS.get(cfg.data, 4)
 
     def loss(self, model, batch, generator, cfg, shard=(0, None)):
+        if cfg.feature_cache:
+            from akorn.experiments import adapter_cache
+
+            net = getattr(model, "module", model)  # DDP wraps the model
+            adapter = net.adapter
+            outputs = adapter_cache.views(batch, adapter.points, generator, adapter.grids, adapter.prefix_tokens)
+            z1, z2 = model(outputs, generator, cached=True).chunk(2)
+            return nt_xent(z1, z2, cfg.temperature), {}
         imgs = resize(batch["images"], cfg.image_size)
         v1, v2 = simclr_views(imgs, generator), simclr_views(imgs, generator)
         z1, z2 = model(torch.cat([v1, v2], 0), generator).chunk(2)
@@ -239,12 +263,18 @@ class AdaptersExperiment(Experiment):
         return {"fg_ari": scores["adapter"]["fg_ari"], "mbo": scores["adapter"]["mbo"]}
 
 
-def masks_of(model, images: torch.Tensor, k: int, image_size: int, seed: int) -> np.ndarray:
-    """uint8 ``(B, H, W, 3)`` -> predicted segments ``(B, H, W)`` (features clustered, up-sampled)."""
+def masks_of(model, images: torch.Tensor, k: int, image_size: int, seed: int, uptile: int = 1,
+             uptile_align: str = "reference") -> np.ndarray:  # fmt: skip
+    """uint8 ``(B, H, W, 3)`` -> predicted segments ``(B, H, W)`` (features clustered, up-sampled).
+
+    ``uptile`` > 1: features of ``uptile``² shifted copies interleaved into a denser map (the
+    object-discovery evaluation's up-tiling; ``uptile_align`` as there)."""
     from akorn.experiments.objects.masks import predict_masks
 
+    if uptile > 1 and model.patch % uptile:
+        raise UserError(f"up-tiling by {uptile} needs a factor of the model's patch (stride) {model.patch}")
     x = resize(images, image_size).to(next(model.parameters()).device)
-    pred = predict_masks(model, x, k, "agglomerative", seed=seed)
+    pred = predict_masks(model, x, k, "agglomerative", uptile=uptile, seed=seed, uptile_align=uptile_align)
     H, W = images.shape[1:3]
     if pred.shape[1:] != (H, W):
         t = torch.from_numpy(pred)[:, None].float()
@@ -252,7 +282,7 @@ def masks_of(model, images: torch.Tensor, k: int, image_size: int, seed: int) ->
     return pred
 
 
-def compare_on_scenes(models: dict, ds, k: int, seed: int = 0) -> dict:
+def compare_on_scenes(models: dict, ds, k: int, seed: int = 0, uptile: int = 1, uptile_align="reference") -> dict:
     """FG-ARI and MBO of each model's masks on procedural scenes with ground truth.
 
     ``models``: name -> (model with ``features(images)``, the image size it takes)."""
@@ -260,7 +290,7 @@ def compare_on_scenes(models: dict, ds, k: int, seed: int = 0) -> dict:
 
     out = {}
     for name, (model, image_size) in models.items():
-        pred = masks_of(model, ds.images, k, image_size, seed)
+        pred = masks_of(model, ds.images, k, image_size, seed, uptile, uptile_align)
         gt = ds.masks.numpy()
         out[name] = {
             "fg_ari": float(np.nanmean([fg_ari(g, p) for g, p in zip(gt, pred)])),
@@ -270,7 +300,9 @@ def compare_on_scenes(models: dict, ds, k: int, seed: int = 0) -> dict:
     return out
 
 
-def compare_on_photos(models: dict, photos, k: int, seed: int = 0) -> tuple[dict, dict]:
+def compare_on_photos(
+    models: dict, photos, k: int, seed: int = 0, uptile: int = 1, uptile_align: str = "reference"
+) -> tuple[dict, dict]:
     """MBO_i and MBO_c of each model's masks on photographs; also the masks themselves."""
     from akorn.experiments.photos import mbo_scores
 
@@ -278,7 +310,7 @@ def compare_on_photos(models: dict, photos, k: int, seed: int = 0) -> tuple[dict
     for name, (model, image_size) in models.items():
         scores, preds = [], []
         for photo in photos:
-            pred = masks_of(model, torch.from_numpy(photo.image)[None], k, image_size, seed)[0]
+            pred = masks_of(model, torch.from_numpy(photo.image)[None], k, image_size, seed, uptile, uptile_align)[0]
             scores.append(mbo_scores(photo, pred))
             preds.append(pred)
         out[name] = {

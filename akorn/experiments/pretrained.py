@@ -59,31 +59,50 @@ def load_sudoku_files(weights, record_file, compile: bool = False):
 
 
 CIFAR10 = "cifar10-akorn"  # the conv AKOrN classifier trained on 2 CPU cores (docs/classify.md)
+TETROMINOES = "tetrominoes-akorn"  # the object-discovery AKOrN trained on 2 CPU cores (docs/objects.md)
 
 
-def load_classifier(name: str = CIFAR10):
-    """A shipped classifier (eval mode), its config and its training record."""
+def load(experiment, name: str, words: list[str] | None = None):
+    """A shipped model of ``experiment`` (eval mode), its config and its record."""
     w, c = _files(name)
     if not (w.is_file() and c.is_file()):
         raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
-    return load_classifier_files(w, c)
+    return load_files(experiment, w, c, words)
 
 
-def load_classifier_files(weights, record_file):
-    """A classifier stored as safetensors weights plus a JSON record (``export``, ``import``)."""
-    from akorn.engine.config import from_dict
+def load_files(experiment, weights, record_file, words: list[str] | None = None):
+    """A model stored as safetensors weights (fp32 or fp16) plus a JSON record of its config
+    (``export``, ``import``); ``words`` override config fields that do not change the weights."""
+    from akorn.engine.config import apply_overrides, from_dict, parse_words
     from akorn.engine.files import read_json
-    from akorn.experiments.classify.experiment import ClassifyConfig, ClassifyExperiment
 
-    w, c = weights, record_file
-    record = read_json(Path(str(c)), "model record")
+    w, c = Path(str(weights)), Path(str(record_file))
+    if not w.is_file():
+        raise UserError(f"weights file not found: {w}")
+    record = read_json(c, "model record")
     if not isinstance(record.get("config"), dict):
         raise UserError(f"{c} is not a model record (it has no config)")
-    cfg = from_dict(ClassifyConfig, record["config"], str(c))
-    model = ClassifyExperiment().build_model(cfg)
+    cfg = from_dict(experiment.config_cls, record["config"], str(c))
+    if words:
+        cfg = apply_overrides(cfg, parse_words(words))
+    model = experiment.build_model(cfg)
     try:
-        model.load_state_dict(load_weights(w))
+        model.load_state_dict(load_weights(w))  # fp16 weights are copied into the float32 parameters
     except RuntimeError as e:
         raise UserError(f"{w} does not fit the model its record describes: {str(e).splitlines()[0]}") from None
     model.eval()
     return model, cfg, record
+
+
+def load_classifier(name: str = CIFAR10):
+    """A shipped classifier (eval mode), its config and its training record."""
+    from akorn.experiments.classify.experiment import ClassifyExperiment
+
+    return load(ClassifyExperiment(), name)
+
+
+def load_classifier_files(weights, record_file):
+    """A classifier stored as safetensors weights plus a JSON record (``export``, ``import``)."""
+    from akorn.experiments.classify.experiment import ClassifyExperiment
+
+    return load_files(ClassifyExperiment(), weights, record_file)
