@@ -24,6 +24,20 @@ def test_train_only_adapters_then_compare_masks(tmp_path):
     assert set(report["bundled photographs"]) == {"backbone", "backbone+adapters"}
     assert report["tetrominoes scenes"]["backbone"]["images"] == 4
     assert (tmp_path / "m" / "masks.png").stat().st_size > 1000
+    # up-tiling: every method's features on 4x4 shifted copies (stride 16 at features.13)
+    assert main(["adapters", "eval", str(tmp_path / "a"), "--out", str(tmp_path / "u"), "--uptile", "4"]) == 0
+    tiled = json.loads((tmp_path / "u" / "report.json").read_text())
+    assert tiled["uptile"] == 4 and tiled["tetrominoes scenes"]["backbone"]["images"] == 4
+    assert tiled["tetrominoes scenes"] != report["tetrominoes scenes"]
+
+
+def test_uptiling_must_divide_every_stride(tmp_path, capsys):
+    assert main(["adapters", "train", "preset=tiny", f"out_dir={tmp_path}", "name=s", "threads=1"]) == 0
+    capsys.readouterr()
+    assert main(["adapters", "eval", str(tmp_path / "s"), "--uptile", "3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--uptile 3 must divide every method's patch (stride); backbone: 16" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_point_the_backbone_lacks(tmp_path, capsys):

@@ -283,6 +283,24 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert rep["weights"] == "raw" and rep["data"] == "tetrominoes (dense32)"
     r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
     assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
+    # an exported fp16 model evaluates and animates like its run folder, in a working folder of its own
+    r = run_cli("objects", "export", tmp_path / "t", "--out", tmp_path / "m", "--fp16")
+    assert r.returncode == 0, r.stderr
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["fp16"] and record["training"]["steps"] == 10 and record["config"]["channels"] == 16
+    r = run_cli("objects", "eval", tmp_path / "m.safetensors", "--limit", "2", "--json", tmp_path / "m-eval.json",
+                cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "objects-eval" / "masks-x1.png").exists()
+    assert json.loads((tmp_path / "m-eval.json").read_text())["images"] == 2
+    r = run_cli("viz", "objects", tmp_path / "m.safetensors", "--out", tmp_path / "viz")
+    assert r.returncode == 0, r.stderr and (tmp_path / "viz" / "index.html").exists()
+    r = run_cli("objects", "eval", tmp_path / "m.safetensors", "--step", "8")
+    assert r.returncode == 2 and "--step picks a checkpoint of a run folder" in r.stderr
+    r = run_cli("objects", "eval", tmp_path / "m.safetensors", "--weights", "raw")
+    assert r.returncode == 2 and "--weights raw needs a run folder" in r.stderr
+    r = run_cli("objects", "eval", "pretrained:clevr")
+    assert r.returncode == 2 and "pretrained model 'clevr' is not in this installation" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "t", "--clusters", "100")
     assert r.returncode == 2 and "more than the 64 patches" in r.stderr
     r = run_cli("objects", "train", "preset=tiny", "data=mnist", f"out_dir={tmp_path}", "name=u")

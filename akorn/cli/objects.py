@@ -196,7 +196,7 @@ def cmd_eval(args):
         )
     )
     where = Path("objects-eval") if is_file_model(args.run) else Path(args.run)
-    fig = Path(args.figure) if args.figure else where / f"masks-x{args.uptile}.png"
+    fig = Path(args.figure) if args.figure else ensure_writable_dir(where) / f"masks-x{args.uptile}.png"
     save_grid(ds.images, ds.masks, preds, fig)
     print(f"figure: {fig}")
     if args.json:
