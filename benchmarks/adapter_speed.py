@@ -1,10 +1,12 @@
-"""One SimCLR training step of Kuramoto adapters on MobileNetV2 (ImageNet weights), batch of two views.
+"""One SimCLR training step of a Kuramoto adapter on MobileNetV2 (ImageNet weights), batch of two views.
 
 * ``straightforward``: eager fp32 with the backbone's parameters left trainable, so autograd records
   and back-propagates through the whole backbone (its gradients are computed and thrown away);
 * ``frozen``: the backbone frozen as ``KuramotoAdapter`` freezes it: nothing below the adapter
   records a graph;
 * ``frozen-bf16``: the same under bf16 autocast;
+* ``backbone-bf16``: frozen, the backbone alone in bf16 (``backbone_precision="bf16"``), the
+  adapter and head in fp32;
 * ``cached``: ``feature_cache=2``: the backbone's outputs for two colour-augmented copies of each
   image computed once (not timed), each step crops two views of them in feature space and runs the
   adapter and head only; ``cached-bf16`` under bf16 autocast.
@@ -33,9 +35,11 @@ from _isolated import add_malloc_option, child_env, run_all  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
+def run_one(impl: str, batch: int, image_size: int, repeats: int, point: str, threads: int) -> dict:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     sys.path.insert(0, str(ROOT))
     from akorn.experiments import adapter_cache
     from akorn.experiments.adapters import AdapterNet, build_backbone, resize
@@ -44,7 +48,8 @@ def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
     from akorn.experiments.objects.experiment import nt_xent
 
     torch.manual_seed(0)
-    net = AdapterNet(build_backbone("mobilenet_v2"), ["features.13"], image_size, channels=64, n=4, steps=4, heads=4)
+    net = AdapterNet(build_backbone("mobilenet_v2"), [point], image_size, channels=64, n=4, steps=4, heads=4,
+                     backbone_precision="bf16" if impl == "backbone-bf16" else "fp32")  # fmt: skip
     if impl == "straightforward":
         for p in net.adapter.backbone.parameters():
             p.requires_grad_(True)
@@ -92,22 +97,24 @@ def run_one(impl: str, batch: int, image_size: int, repeats: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impl", default="straightforward,frozen,frozen-bf16,cached,cached-bf16")
+    p.add_argument("--impl", default="straightforward,frozen,frozen-bf16,backbone-bf16,cached,cached-bf16")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--point", default="features.13", help="the adapter's point in MobileNetV2")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     add_malloc_option(p)
     a = p.parse_args()
     if a.one:
-        print(json.dumps(run_one(a.impl, a.batch, a.image_size, a.repeats)))
+        print(json.dumps(run_one(a.impl, a.batch, a.image_size, a.repeats, a.point, a.threads)))
         return
     configs = [
         (i, ["--one", "--impl", i, "--batch", str(a.batch), "--image-size", str(a.image_size), "--repeats",
-             str(a.repeats)])
+             str(a.repeats), "--point", a.point, "--threads", str(a.threads)])
         for i in a.impl.split(",")
     ]  # fmt: skip
-    print(f"adapter training step, {a.batch} images x 2 views at {a.image_size} px: median of {a.repeats}")
+    print(f"adapter training step at {a.point}, {a.batch} images x 2 views at {a.image_size} px: median of {a.repeats}")
 
     def show(label, r):
         print(f"{label:18s} {r['seconds']:7.2f} s  peak RSS {r['peak_rss_gb']:.2f} GB  ({r['threads']} threads)")

@@ -134,3 +134,33 @@ def test_features_from_refuses_adapters_between_blocks():
     assert outputs["blocks.0"].shape == (1, 8, 8, 8)
     with pytest.raises(ValueError, match="needs placement='top'"):
         model.features_from(outputs)
+
+
+def test_backbone_in_bf16_adapters_as_the_caller_runs_them():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16)
+    backbone = TinyConvNet()
+    ref = KuramotoAdapter(backbone, ["blocks.1"], x, channels=8, n=2, steps=2, heads=2)
+    low = KuramotoAdapter(copy_of(backbone), ["blocks.1"], x, channels=8, n=2, steps=2, heads=2,
+                          backbone_precision="bf16")  # fmt: skip
+    low.adapters.load_state_dict(ref.adapters.state_dict())
+    outputs = low.backbone_outputs(x)["blocks.1"]
+    assert outputs.dtype == torch.bfloat16
+    a = ref.features(x, torch.Generator().manual_seed(1))["blocks.1"]
+    b = low.features(x, torch.Generator().manual_seed(1))["blocks.1"]
+    assert b.dtype == torch.float32 and not torch.equal(a, b)
+    assert torch.allclose(a, b, atol=0.1)  # the backbone's bf16 rounding only
+    b.sum().backward()
+    block = low.block("blocks.1")
+    assert block.project_in.weight.grad.dtype == torch.float32
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in block.layer.parameters())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the caller's autocast reaches the adapters
+        assert low.features(x)["blocks.1"].dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="backbone_precision must be one of"):
+        KuramotoAdapter(TinyConvNet(), ["blocks.1"], x, backbone_precision="fp16")
+
+
+def copy_of(module):
+    import copy
+
+    return copy.deepcopy(module)

@@ -11,6 +11,8 @@ Feature maps ``(B, C, H, W)`` and tokens ``(B, L, C)`` both work; tokens may sta
 ``prefix_tokens`` (a class token) that the adapter passes through, the rest laid out on ``grid``.
 The backbone's parameters are frozen (``requires_grad=False``) and it stays in eval mode, so the
 part of the backbone below the first adapter records no autograd graph at all.
+``backbone_precision="bf16"`` runs the backbone under bf16 autocast while the adapters run as the
+caller runs them (fp32, or the caller's own autocast).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from akorn.core.layer import KuramotoLayer
 from akorn.core.readout import Readout
 
 PLACEMENTS = ("between", "top")
+BACKBONE_PRECISIONS = ("fp32", "bf16")
 
 
 class AdapterBlock(nn.Module):
@@ -89,10 +92,13 @@ class KuramotoAdapter(nn.Module):
         kernel_size: int = 3,
         placement: str = "top",
         prefix_tokens: int = 0,
+        backbone_precision: str = "fp32",
     ):
         super().__init__()
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if backbone_precision not in BACKBONE_PRECISIONS:
+            raise ValueError(f"backbone_precision must be one of {BACKBONE_PRECISIONS}, got {backbone_precision!r}")
         if coupling not in ("attn", "conv"):
             raise ValueError(f"coupling must be 'attn' or 'conv', got {coupling!r}")
         points = [points] if isinstance(points, str) else list(points)
@@ -110,6 +116,7 @@ class KuramotoAdapter(nn.Module):
             p.requires_grad_(False)
         backbone.eval()
         self.points, self.placement, self.prefix_tokens = points, placement, prefix_tokens
+        self.backbone_precision = backbone_precision
         shapes = self._probe(example, points, modules)
         self.adapters = nn.ModuleDict()
         self.grids: dict[str, tuple[int, int] | None] = {}
@@ -136,6 +143,7 @@ class KuramotoAdapter(nn.Module):
         self._captured: dict[str, torch.Tensor] = {}
         self._generator: torch.Generator | None = None
         self._bypass = False
+        self._caller_autocast = (False, torch.bfloat16)
         self._stop_early = False  # features(): the layers after the last point are not needed
         self._handles = [modules[p].register_forward_hook(functools.partial(self._on_output, p)) for p in points]
 
@@ -174,8 +182,12 @@ class KuramotoAdapter(nn.Module):
 
     def _run(self, img: torch.Tensor, stop_early: bool):
         self._stop_early = stop_early
+        kind = img.device.type
+        # the adapters run as the caller asked (autocast or not), whatever the backbone runs in
+        self._caller_autocast = _autocast_state(kind)
         try:
-            return self.backbone(img)
+            with torch.autocast(kind, dtype=torch.bfloat16, enabled=self.backbone_precision == "bf16"):
+                return self.backbone(img)
         except _Enough:
             return None
         finally:
@@ -187,7 +199,11 @@ class KuramotoAdapter(nn.Module):
         h = output[:, self.prefix_tokens :] if tokens else output
         if tokens and not adapter.tokens:
             h = _tokens_to_map(h, self.grids[point])
-        return adapter(h, self._generator)
+        if self.backbone_precision == "fp32":
+            return adapter(h, self._generator)
+        enabled, dtype = self._caller_autocast
+        with torch.autocast(h.device.type, dtype=dtype, enabled=enabled):
+            return adapter(h.float(), self._generator)
 
     def features_from(
         self, outputs: dict[str, torch.Tensor], generator: torch.Generator | None = None
@@ -202,6 +218,8 @@ class KuramotoAdapter(nn.Module):
         if missing:
             raise ValueError(f"no backbone output given for {missing[0]!r}")
         self._generator = generator
+        kind = next(iter(outputs.values())).device.type
+        self._caller_autocast = _autocast_state(kind)
         try:
             return {p: self._adapt(p, outputs[p])[0] for p in self.points}
         finally:
@@ -272,6 +290,15 @@ class KuramotoAdapter(nn.Module):
             B, T1, L, C = traj.shape
             traj = traj.transpose(2, 3).reshape(B, T1, C, *self.grids[point])
         return traj
+
+
+def _autocast_state(kind: str) -> tuple[bool, torch.dtype]:
+    try:
+        return torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)
+    except (TypeError, AttributeError):  # torch before 2.4 asks per device kind
+        if kind == "cpu":
+            return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+        return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
 
 
 class _Enough(Exception):

@@ -47,13 +47,15 @@ class AdapterNet(nn.Module):
     """A frozen backbone, Kuramoto adapters at ``points``, a SimCLR head on the last adapter's features."""
 
     def __init__(self, backbone: nn.Module, points: list[str], image_size: int, channels: int = 128, n: int = 4,
-                 steps: int = 4, coupling: str = "attn", heads: int = 4, placement: str = "top"):  # fmt: skip
+                 steps: int = 4, coupling: str = "attn", heads: int = 4, placement: str = "top",
+                 backbone_precision: str = "fp32"):  # fmt: skip
         super().__init__()
         self.image_size = image_size
         example = torch.zeros(1, 3, image_size, image_size)
         prefix = getattr(backbone, "prefix_tokens", 0)
         self.adapter = KuramotoAdapter(backbone, points, example, channels, n, steps, coupling, heads,
-                                       placement=placement, prefix_tokens=prefix)  # fmt: skip
+                                       placement=placement, prefix_tokens=prefix,
+                                       backbone_precision=backbone_precision)  # fmt: skip
         self.last = points[-1]
         grid = self.adapter.grids[self.last]
         if grid is None:
@@ -113,6 +115,7 @@ class AdaptersConfig(TrainConfig):
     backbone_weights: str = ""  # empty: the default source; none: random weights; or a file
     points: str = ""  # comma-separated submodule names (empty: the backbone's default)
     placement: str = "top"  # top | between
+    backbone_precision: str = "fp32"  # bf16: the frozen backbone under bf16 autocast, the adapters as `precision`
     data: str = "tetrominoes"  # a procedural scene set, FILE.npz of scenes, or an image folder
     train_size: int = 6000  # images of a procedural set
     test_size: int = 64
@@ -133,6 +136,7 @@ class AdaptersConfig(TrainConfig):
         super().validate()
         check_choice(self, "backbone", BACKBONES)
         check_choice(self, "placement", ("top", "between"))
+        check_choice(self, "backbone_precision", ("fp32", "bf16"))
         check_choice(self, "coupling", ("attn", "conv"))
         check_ranges(self, train_size=(1, None), test_size=(1, None), image_size=(8, 4096), channels=(1, None),
                      n=(1, None), steps=(1, None), heads=(1, None), temperature=(0, None),
@@ -209,7 +213,7 @@ class AdaptersExperiment(Experiment):
         backbone = build_backbone(cfg.backbone, cfg.backbone_weights)
         try:
             return AdapterNet(backbone, cfg.point_list(), cfg.image_size, cfg.channels, cfg.n, cfg.steps,
-                              cfg.coupling, cfg.heads, cfg.placement)  # fmt: skip
+                              cfg.coupling, cfg.heads, cfg.placement, cfg.backbone_precision)  # fmt: skip
         except ValueError as e:
             raise UserError(str(e)) from None
 
