@@ -128,15 +128,17 @@ class AdaptersConfig(TrainConfig):
     temperature: float = 0.1
     clusters: int = 0  # 0: the data's default
     # 0: SimCLR views in image space, the backbone run on both every step. K > 0 (placement=top):
-    # the backbone's outputs for K colour-augmented copies of every training image, computed once;
-    # views are crops of them (akorn/experiments/adapter_cache.py).
+    # the backbone's outputs for K augmented copies of every training image, computed once; a step
+    # pairs two of them (akorn/experiments/adapter_cache.py).
     feature_cache: int = 0
+    cache_views: str = "image"  # image: copies are whole SimCLR views; feature: colour only, crops in feature space
 
     def validate(self):
         super().validate()
         check_choice(self, "backbone", BACKBONES)
         check_choice(self, "placement", ("top", "between"))
         check_choice(self, "backbone_precision", ("fp32", "bf16"))
+        check_choice(self, "cache_views", ("image", "feature"))
         check_choice(self, "coupling", ("attn", "conv"))
         check_ranges(self, train_size=(1, None), test_size=(1, None), image_size=(8, 4096), channels=(1, None),
                      n=(1, None), steps=(1, None), heads=(1, None), temperature=(0, None),
@@ -237,7 +239,7 @@ class AdaptersExperiment(Experiment):
         with torch.random.fork_rng(devices=[]):  # the run's own model is drawn as without a cache
             net = self.build_model(cfg).to(device)
         return adapter_cache.build(net.adapter, ds, cfg.feature_cache, lambda im: resize(im, cfg.image_size),
-                                   cfg.seed, device)  # fmt: skip
+                                   cfg.seed, device, cfg.cache_views)  # fmt: skip
 
     def test_data(self, cfg):
         return self._scenes(cfg, cfg.test_size, 10_000 + cfg.seed)
@@ -251,7 +253,8 @@ class AdaptersExperiment(Experiment):
 
             net = getattr(model, "module", model)  # DDP wraps the model
             adapter = net.adapter
-            outputs = adapter_cache.views(batch, adapter.points, generator, adapter.grids, adapter.prefix_tokens)
+            outputs = adapter_cache.views(batch, adapter.points, generator, adapter.grids, adapter.prefix_tokens,
+                                          crop=cfg.cache_views == "feature")  # fmt: skip
             z1, z2 = model(outputs, generator, cached=True).chunk(2)
             return nt_xent(z1, z2, cfg.temperature), {}
         imgs = resize(batch["images"], cfg.image_size)
