@@ -52,3 +52,11 @@ def test_viz_adapters_on_a_photograph(tmp_path):
     assert main(["viz", "adapters", str(tmp_path / "v"), "--out", str(tmp_path / "viz")]) == 0
     for f in ("states.gif", "masks.gif", "states-final.png", "masks-final.png", "index.html"):
         assert (tmp_path / "viz" / f).stat().st_size > 100
+
+
+def test_images_smaller_than_a_patch(tmp_path, capsys):
+    rc = main(["adapters", "train", "preset=tiny", "backbone=dino_vits16", "image_size=8", f"out_dir={tmp_path}",
+               "name=p"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "multiples of the patch size 16, got 8x8" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "p").exists()
