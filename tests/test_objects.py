@@ -299,6 +299,9 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     assert r.returncode == 2 and "--step picks a checkpoint of a run folder" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "m.safetensors", "--weights", "raw")
     assert r.returncode == 2 and "--weights raw needs a run folder" in r.stderr
+    r = run_cli("objects", "eval", "pretrained:cifar10-akorn")
+    assert r.returncode == 2 and "is a model of 'akorn classify', not of 'akorn objects'" in r.stderr
+    assert not list(tmp_path.glob("*.tmp"))  # the export wrote through temporary files
     r = run_cli("objects", "eval", "pretrained:clevr")
     assert r.returncode == 2 and "pretrained model 'clevr' is not in this installation" in r.stderr
     r = run_cli("objects", "eval", tmp_path / "t", "--clusters", "100")

@@ -254,8 +254,7 @@ def format_report(r: dict) -> str:
 
 
 def cmd_import(args):
-    from safetensors.torch import save_file
-
+    from akorn.engine.checkpoint import save_weights
     from akorn.engine.config import resolve, to_dict
     from akorn.engine.files import check_output_file, write_text_atomically
     from akorn.experiments.classify.authors import load_authors_checkpoint
@@ -267,12 +266,12 @@ def cmd_import(args):
     cfg = resolve(ClassifyConfig, [f"{k}={v}" for k, v in fields.items()], None, {})
     model = ClassifyExperiment().build_model(cfg)
     model.load_state_dict(sd)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    record = {"config": to_dict(cfg), "source": f"the authors' checkpoint {args.checkpoint}"}
+    save_weights(model.state_dict(), weights)
+    record = {"experiment": "classify", "config": to_dict(cfg), "source": f"the authors' checkpoint {args.checkpoint}"}
     write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
     print(f"written: {weights}, {record_file}")
 
 
 def cmd_export(args):
     model, cfg, source = load_model(args.run)
-    export(args, model, cfg, source)
+    export(args, "classify", model, cfg, source)

@@ -25,6 +25,8 @@ def load_model(experiment, source: str, aliases: dict[str, str], words: list[str
 
     if is_file_model(source) and step is not None:
         raise UserError(f"--step picks a checkpoint of a run folder; {source} is one stored model")
+    if is_file_model(source) and not use_ema:
+        raise UserError(f"--weights raw needs a run folder; {source} stores one set of weights")
     if source.startswith(PRETRAINED):
         name = source[len(PRETRAINED) :]
         model, cfg, _ = pretrained.load(experiment, aliases.get(name, name), words)
@@ -47,21 +49,20 @@ def add_export_parser(sub, what: str, func):
     return x
 
 
-def export(args, model, cfg, source: str):
-    """Write ``args.out``.safetensors and .json: the weights, the config that builds them, and what
-    the run did (its last training and evaluation records; ``--report``)."""
+def export(args, experiment: str, model, cfg, source: str):
+    """Write ``args.out``.safetensors and .json: the weights, the experiment and config that build
+    them, and what the run did (its last training and evaluation records; ``--report``)."""
     import torch
-    from safetensors.torch import save_file
 
+    from akorn.engine.checkpoint import save_weights
     from akorn.engine.config import to_dict
     from akorn.engine.files import check_output_file, read_json, write_text_atomically
 
     weights = check_output_file(args.out + ".safetensors", "weights file")
     record_file = check_output_file(args.out + ".json", "record file")
-    sd = {
-        k: (v.half() if args.fp16 and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
-    }
-    record = {"config": to_dict(cfg), "source": source, "fp16": args.fp16, "torch_version": torch.__version__}
+    sd = {k: v.half() if args.fp16 and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    record = {"experiment": experiment, "config": to_dict(cfg), "source": source, "fp16": args.fp16,
+              "torch_version": torch.__version__}  # fmt: skip
     if Path(args.run).is_dir():
         from akorn.engine.trainer import RunFolder
 
@@ -76,6 +77,6 @@ def export(args, model, cfg, source: str):
         }
     if args.report:
         record["report"] = read_json(Path(args.report), "eval report")
-    save_file(sd, str(weights))
+    save_weights(sd, weights)
     write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
     print(f"written: {weights} ({weights.stat().st_size / 1e6:.2f} MB), {record_file}")

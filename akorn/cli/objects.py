@@ -208,15 +208,13 @@ def load_model(source: str, words=None, weights: str = "ema", step: int | None =
     from akorn.experiments import pretrained
     from akorn.experiments.objects.experiment import ObjectsExperiment
 
-    if weights == "raw" and is_file_model(source):
-        raise UserError(f"--weights raw needs a run folder; {source} stores one set of weights")
     aliases = {"tetrominoes": pretrained.TETROMINOES}
     return load_model_from(ObjectsExperiment(), source, aliases, words, use_ema=weights == "ema", step=step)
 
 
 def cmd_export(args):
     model, cfg, source = load_model(args.run)
-    export(args, model, cfg, source)
+    export(args, "objects", model, cfg, source)
 
 
 def cmd_import(args):

@@ -466,8 +466,7 @@ def cmd_extension(args):
 
 
 def cmd_import(args):
-    from safetensors.torch import save_file
-
+    from akorn.engine.checkpoint import save_weights
     from akorn.engine.config import from_dict
     from akorn.experiments.sudoku.authors import load_authors_checkpoint
     from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
@@ -487,19 +486,14 @@ def cmd_import(args):
         f"N={arch['n']}, {arch['heads']} heads, T={args.steps}",
         "eval_steps": args.eval_steps or args.steps,
     }
-    try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out) + ".safetensors")
-    except OSError as e:
-        raise UserError(f"cannot write {out}.safetensors: {e.strerror}") from None
+    save_weights(model.state_dict(), str(out) + ".safetensors")
     write_text_atomically(str(out) + ".json", json.dumps(record, indent=2), "model record")
     print(f"wrote {out}.safetensors and {out}.json: {record['summary']}; evaluate it with "
           f"akorn sudoku eval {out}.safetensors --data FILE")  # fmt: skip
 
 
 def cmd_export(args):
-    from safetensors.torch import save_file
-
-    from akorn.engine.checkpoint import checkpoint_step
+    from akorn.engine.checkpoint import checkpoint_step, save_weights
     from akorn.engine.trainer import RunFolder, load_run
     from akorn.experiments.sudoku.experiment import SudokuExperiment
 
@@ -544,10 +538,8 @@ def cmd_export(args):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     store = torch.float16 if args.dtype == "fp16" else torch.float32
-    save_file(
-        {k: (v.to(store) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()},
-        str(out) + ".safetensors",
-    )
-    Path(str(out) + ".json").write_text(json.dumps(record, indent=2))
+    save_weights({k: v.to(store) if v.is_floating_point() else v for k, v in model.state_dict().items()},
+                 str(out) + ".safetensors")  # fmt: skip
+    write_text_atomically(str(out) + ".json", json.dumps(record, indent=2), "model record")
     size = Path(str(out) + ".safetensors").stat().st_size
     print(f"wrote {out}.safetensors ({size / 1e6:.1f} MB) and {out}.json")

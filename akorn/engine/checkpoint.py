@@ -148,6 +148,21 @@ def ema_model_weights(sd: dict) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items() if k != EMA_COUNT_KEY}
 
 
+def save_weights(sd: dict, path: str | Path) -> Path:
+    """Write a state dict as safetensors through a temporary file and a rename, so no reader ever
+    sees half a weights file; a folder that cannot be written is a :class:`UserError`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        save_file(_contiguous(sd), str(tmp))
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
 def load_weights(path: Path) -> dict:
     """Read a safetensors file; a missing or corrupt file is a :class:`UserError`."""
     path = Path(path)

@@ -23,51 +23,25 @@ def _files(name: str):
     return base / f"{name}.safetensors", base / f"{name}.json"
 
 
+CIFAR10 = "cifar10-akorn"  # the conv AKOrN classifier trained on 2 CPU cores (docs/classify.md)
+TETROMINOES = "tetrominoes-akorn"  # the object-discovery AKOrN trained on 2 CPU cores (docs/objects.md)
+
+
 def available(name: str = SUDOKU) -> bool:
     w, c = _files(name)
     return w.is_file() and c.is_file()
 
 
-def load_sudoku(name: str = SUDOKU, compile: bool = False):
-    """The shipped Sudoku AKOrN (eval mode) and its training record."""
+def _shipped(name: str):
     w, c = _files(name)
     if not (w.is_file() and c.is_file()):
         raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
-    return load_sudoku_files(w, c, compile)
-
-
-def load_sudoku_files(weights, record_file, compile: bool = False):
-    """A Sudoku model stored as safetensors weights plus a JSON record (``export``, ``import``)."""
-    from akorn.engine.config import from_dict
-    from akorn.engine.files import read_json
-    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
-
-    w, c = weights, record_file
-    record = read_json(Path(str(c)), "model record")
-    if not isinstance(record.get("config"), dict):
-        raise UserError(f"{c} is not a model record (it has no config)")
-    cfg = from_dict(SudokuConfig, dict(record["config"], compile=compile), str(c))
-    model = SudokuExperiment().build_model(cfg)
-    try:
-        model.load_state_dict(load_weights(w))
-    except RuntimeError as e:
-        raise UserError(f"{w} does not fit the model its record describes: {str(e).splitlines()[0]}") from None
-    model.eval()
-    # The T its evaluations found best (an even one: these models read out after even steps).
-    model.eval_steps = record.get("eval_steps", record.get("test_steps"))
-    return model, record
-
-
-CIFAR10 = "cifar10-akorn"  # the conv AKOrN classifier trained on 2 CPU cores (docs/classify.md)
-TETROMINOES = "tetrominoes-akorn"  # the object-discovery AKOrN trained on 2 CPU cores (docs/objects.md)
+    return w, c
 
 
 def load(experiment, name: str, words: list[str] | None = None):
     """A shipped model of ``experiment`` (eval mode), its config and its record."""
-    w, c = _files(name)
-    if not (w.is_file() and c.is_file()):
-        raise UserError(f"pretrained model {name!r} is not in this installation; it has {', '.join(names()) or 'none'}")
-    return load_files(experiment, w, c, words)
+    return load_files(experiment, *_shipped(name), words)
 
 
 def load_files(experiment, weights, record_file, words: list[str] | None = None):
@@ -82,6 +56,8 @@ def load_files(experiment, weights, record_file, words: list[str] | None = None)
     record = read_json(c, "model record")
     if not isinstance(record.get("config"), dict):
         raise UserError(f"{c} is not a model record (it has no config)")
+    if record.get("experiment", experiment.name) != experiment.name:
+        raise UserError(f"{w} is a model of 'akorn {record['experiment']}', not of 'akorn {experiment.name}'")
     cfg = from_dict(experiment.config_cls, record["config"], str(c))
     if words:
         cfg = apply_overrides(cfg, parse_words(words))
@@ -92,6 +68,21 @@ def load_files(experiment, weights, record_file, words: list[str] | None = None)
         raise UserError(f"{w} does not fit the model its record describes: {str(e).splitlines()[0]}") from None
     model.eval()
     return model, cfg, record
+
+
+def load_sudoku(name: str = SUDOKU, compile: bool = False):
+    """The shipped Sudoku AKOrN (eval mode) and its training record."""
+    return load_sudoku_files(*_shipped(name), compile)
+
+
+def load_sudoku_files(weights, record_file, compile: bool = False):
+    """A Sudoku model stored as safetensors weights plus a JSON record (``export``, ``import``)."""
+    from akorn.experiments.sudoku.experiment import SudokuExperiment
+
+    model, _, record = load_files(SudokuExperiment(), weights, record_file, [f"compile={str(compile).lower()}"])
+    # The T its evaluations found best (an even one: these models read out after even steps).
+    model.eval_steps = record.get("eval_steps", record.get("test_steps"))
+    return model, record
 
 
 def load_classifier(name: str = CIFAR10):
