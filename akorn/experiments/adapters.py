@@ -278,8 +278,6 @@ def masks_of(model, images: torch.Tensor, k: int, image_size: int, seed: int, up
     object-discovery evaluation's up-tiling; ``uptile_align`` as there)."""
     from akorn.experiments.objects.masks import predict_masks
 
-    if uptile > 1 and model.patch % uptile:
-        raise UserError(f"up-tiling by {uptile} needs a factor of the model's patch (stride) {model.patch}")
     x = resize(images, image_size).to(next(model.parameters()).device)
     pred = predict_masks(model, x, k, "agglomerative", uptile=uptile, seed=seed, uptile_align=uptile_align)
     H, W = images.shape[1:3]
