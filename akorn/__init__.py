@@ -17,6 +17,7 @@ _PUBLIC = {
     "GTA": "akorn.core.gta",
     "IteratedBlock": "akorn.core.networks",
     "IteratedNetwork": "akorn.core.networks",
+    "KuramotoAdapter": "akorn.core.adapter",
     "KuramotoLayer": "akorn.core.layer",
     "KuramotoResult": "akorn.core.layer",
     "KuramotoStack": "akorn.core.networks",

@@ -12,8 +12,16 @@ ALLOWED = {
     "core": ("akorn.core",),
     "engine": ("akorn.core", "akorn.engine", "akorn.errors", "akorn"),
     "backbones": ("akorn.core", "akorn.backbones", "akorn.errors"),
-    "experiments": ("akorn.core", "akorn.engine", "akorn.backbones", "akorn.experiments", "akorn.errors", "akorn"),
-    "viz": ("akorn.core", "akorn.engine", "akorn.viz", "akorn.errors"),
+    "experiments": (
+        "akorn.core",
+        "akorn.engine",
+        "akorn.backbones",
+        "akorn.experiments",
+        "akorn.errors",
+        "akorn.extras",
+        "akorn",
+    ),
+    "viz": ("akorn.core", "akorn.engine", "akorn.viz", "akorn.errors", "akorn.extras"),
     "cli": ("akorn",),
 }
 

@@ -16,7 +16,7 @@ def add_parser(sub, name: str, help: str):
     p = sub.add_parser(name, help=help)
     s = subcommands(p)
     t = train_parser(s, "train", "train adapters (e.g. preset=cpu backbone=mobilenet_v2 data=tetrominoes)")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, extras=("objects",))
     e = s.add_parser("eval", help="masks of backbone features, adapter features (and a scratch AKOrN), compared")
     e.add_argument("run")
     e.add_argument("--scratch", default="", help="a classify run of model=akorn-attn to compare as well")
@@ -32,7 +32,7 @@ def add_parser(sub, name: str, help: str):
     )
     e.add_argument("--out", default="", help="folder for report.json, report.md, masks.png (default RUN/masks)")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=cmd_eval, extras=("objects",))
 
 
 def cmd_train(args):

@@ -56,7 +56,7 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     add_quiet_option(e)
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=cmd_eval, extras=("classify",))
 
     add_export_parser(s, "eval takes NAME.safetensors", cmd_export)
 

@@ -28,7 +28,12 @@ class Parser(argparse.ArgumentParser):
         self.config_words = config_words
         self.flags: dict[str, bool] = {}  # option -> takes a value
         self.renamed: dict[str, str] = {}  # old option -> new option
+        self.has_subcommands = False
         super().__init__(*args, **kwargs)
+
+    def add_subparsers(self, **kwargs):
+        self.has_subcommands = True
+        return super().add_subparsers(**kwargs)
 
     def add_argument(self, *names, renamed_from: tuple[str, ...] = (), **kwargs):
         action = super().add_argument(*names, **kwargs)
@@ -50,13 +55,19 @@ class Parser(argparse.ArgumentParser):
 
     def rewrite(self, words: list[str]) -> list[str]:
         """Every option spelled ``--name [value]`` and put first, the other words after in their order
-        (so options may follow a list of positional words)."""
+        (so options may follow a list of positional words). A parser with subcommands reads only the
+        words before the subcommand's name: the rest, ``--help`` included, belong to the subcommand."""
         options: list[str] = []
         rest: list[str] = []
         i = 0
         while i < len(words):
             w = words[i]
             i += 1
+            if self.has_subcommands and not w.startswith("-"):
+                rest += words[i - 1 :]
+                break
+            if self.has_subcommands and w.startswith("--") and self._canonical(w.partition("=")[0]) is None:
+                self.error(f"unrecognized arguments: {w}")
             if w == "--":
                 rest += words[i - 1 :]
                 break
@@ -89,7 +100,11 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         words = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(self.rewrite(words), namespace)
+        known, extras = super().parse_known_args(self.rewrite(words), namespace)
+        if extras and not self.has_subcommands:
+            # a command's own parser names what it does not know, with its own usage
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return known, extras
 
 
 def _truthy(value: str, word: str) -> bool:
@@ -133,6 +148,7 @@ def train_parser(sub, name: str, help: str):
     t.add_argument("--config", help="YAML file of key: value overrides (the command line wins)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("overrides", nargs="*", help="config fields, key=value")
+    t.set_defaults(command_parser=t)
     return t
 
 
@@ -143,12 +159,16 @@ def run_training(args, experiment):
 
     from akorn.engine.config import from_dict, resolve
     from akorn.engine.trainer import RunFolder, train
+    from akorn.errors import UserError
 
     cls = experiment.config_cls
     base = None
     if args.resume:
         base = from_dict(cls, RunFolder(Path(args.resume)).read_config(experiment), args.resume)
-    cfg = resolve(cls, args.overrides, args.config, experiment.presets, base=base)
+    try:
+        cfg = resolve(cls, args.overrides, args.config, experiment.presets, base=base)
+    except UserError as e:
+        args.command_parser.error(str(e))  # a word the command does not know: its usage and one line
     run = train(experiment, cfg, resume=args.resume)
     if is_first_process():
         print(f"run folder: {run}")

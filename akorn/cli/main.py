@@ -17,6 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from akorn import __version__
 from akorn.cli.common import Parser, subcommands
 from akorn.errors import UserError
+from akorn.extras import explain_missing, require
 
 # name -> (module with add_parser(sub), one-line help)
 COMMANDS = {
@@ -46,11 +47,30 @@ def build_parser(argv: list[str]) -> Parser:
     return p
 
 
+def _command_words(argv: list[str]) -> list[str]:
+    """The command and subcommand named in ``argv`` (``["viz", "waves"]``), for messages."""
+    words = []
+    for w in argv:
+        if w.startswith("-") or "=" in w:
+            break
+        words.append(w)
+        if len(words) == 2:
+            break
+    return words
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     try:
+        require(*getattr(args, "extras", ()), what="akorn " + " ".join(_command_words(argv)))
         args.func(args)
+    except ModuleNotFoundError as e:
+        line = explain_missing(e)
+        if line is None:
+            raise
+        print(f"akorn: error: {line}", file=sys.stderr)
+        return 2
     except UserError as e:
         if str(e):
             print(f"akorn: error: {e}", file=sys.stderr)

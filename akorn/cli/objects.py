@@ -27,7 +27,7 @@ def add_parser(sub, name: str, help: str):
     p = sub.add_parser(name, help=help)
     s = subcommands(p)
     t = train_parser(s, "train", "SimCLR training (e.g. preset=cpu data=tetrominoes)")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, extras=("objects",))
     e = s.add_parser("eval", help="FG-ARI and MBO of a run's masks on its test split, plus a figure grid")
     e.add_argument("run", help="a run folder, pretrained:tetrominoes, or NAME.safetensors (with NAME.json)")
     e.add_argument("--uptile", type=int, default=1, help="up-tiling factor (1: off; 4 in the paper)")
@@ -60,7 +60,7 @@ def add_parser(sub, name: str, help: str):
     add_quiet_option(e)
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("overrides", nargs="*")
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=cmd_eval, extras=("objects",))
 
     add_export_parser(s, "eval and viz take NAME.safetensors", cmd_export)
 

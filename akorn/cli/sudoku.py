@@ -29,6 +29,7 @@ from akorn.engine.files import (
 from akorn.errors import UserError
 from akorn.experiments.sudoku.inference import SELECTS
 from akorn.experiments.sudoku.loading import default_steps, format_grid, load_model
+from akorn.extras import install_hint
 
 
 def add_parser(sub, name: str, help: str):
@@ -462,7 +463,7 @@ def cmd_extension(args):
         plot_accuracy_vs_steps(results, out / "plot.png")
         plot_accuracy_vs_steps(cells, out / "plot-cells.png", ylabel="cell accuracy over blanks (%)")
     except ImportError:
-        print("matplotlib not installed: no plot written (pip install matplotlib)")
+        print(f"matplotlib not installed: no plot written ({install_hint('viz')})")
 
 
 def cmd_import(args):

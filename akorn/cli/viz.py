@@ -37,7 +37,7 @@ def add_parser(sub, name: str, help: str):
         help="state colouring (default: phase wheel for N=2, PCA otherwise)",
     )
     w.add_argument("--fps", type=int, default=12)
-    w.set_defaults(func=cmd_waves)
+    w.set_defaults(func=cmd_waves, extras=("viz",))
 
     k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
     k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
@@ -52,7 +52,7 @@ def add_parser(sub, name: str, help: str):
     k.add_argument("--out", default="viz-sudoku")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--fps", type=int, default=8)
-    k.set_defaults(func=cmd_sudoku)
+    k.set_defaults(func=cmd_sudoku, extras=("viz",))
 
     o = s.add_parser("objects", help="a trained object-discovery AKOrN: per-layer state videos and masks over steps")
     o.add_argument("run", help="run folder of 'akorn objects train', pretrained:tetrominoes, or NAME.safetensors")
@@ -61,7 +61,7 @@ def add_parser(sub, name: str, help: str):
     o.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--fps", type=int, default=6)
-    o.set_defaults(func=cmd_objects)
+    o.set_defaults(func=cmd_objects, extras=("viz", "objects"))
 
     d = s.add_parser("adapters", help="Kuramoto adapters on a photograph: state video and masks over the steps")
     d.add_argument("run", help="run folder of 'akorn adapters train'")
@@ -70,14 +70,14 @@ def add_parser(sub, name: str, help: str):
     d.add_argument("--clusters", type=int, default=4)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--fps", type=int, default=4)
-    d.set_defaults(func=cmd_adapters)
+    d.set_defaults(func=cmd_adapters, extras=("viz", "objects"))
 
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
     a.add_argument(
         "results", nargs="+", help="results.json written by 'akorn sudoku extension'; several are drawn in one plot"
     )
     a.add_argument("--out", default="viz-accuracy")
-    a.set_defaults(func=cmd_accuracy)
+    a.set_defaults(func=cmd_accuracy, extras=("viz",))
 
 
 def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from akorn.errors import UserError
+from akorn.extras import install_hint
 
 
 def _minmax(z: np.ndarray) -> np.ndarray:
@@ -36,7 +37,7 @@ def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> 
         try:
             from sklearn.manifold import TSNE
         except ImportError:
-            raise UserError("t-SNE needs scikit-learn: pip install scikit-learn") from None
+            raise UserError(f"t-SNE needs scikit-learn: {install_hint('objects')}") from None
         z = TSNE(3, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (T * U - 1) / 3))).fit_transform(
             flat.numpy()
         )
@@ -44,7 +45,7 @@ def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> 
         try:
             import umap
         except ImportError:
-            raise UserError("UMAP needs umap-learn: pip install umap-learn") from None
+            raise UserError(f"UMAP needs umap-learn: {install_hint('umap')}") from None
         z = umap.UMAP(n_components=3, random_state=seed).fit_transform(flat.numpy())
     else:
         raise UserError(f"unknown projection {method!r}; choose pca, tsne or umap")
