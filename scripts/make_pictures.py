@@ -1,12 +1,12 @@
 """Make every picture of docs/ from the akorn commands, and write docs/pictures.md.
 
-    python scripts/make_pictures.py                      # about 15 minutes on 2 CPU cores
+    python scripts/make_pictures.py                      # a few minutes on 2 CPU cores
     python scripts/make_pictures.py --objects-run RUN    # masks of an object-discovery run of yours
 
 Each picture comes from one command, run here in a subprocess into a scratch folder (``--work``);
 this script only picks frames out of the animations, lays them side by side and writes small PNGs
-into docs/images. Without ``--objects-run`` it trains a short Tetrominoes run (the cpu preset, one
-epoch) for the mask pictures.
+into docs/images. The mask pictures are of the shipped ``pretrained:tetrominoes`` unless
+``--objects-run`` names another model.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def save(array_or_path, name: str, width: int | None = None) -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="runs/pictures", help="scratch folder for the commands' outputs")
-    p.add_argument("--objects-run", help="an object-discovery run folder (default: train a short one)")
+    p.add_argument("--objects-run", help="an object-discovery run folder (default: pretrained:tetrominoes)")
     p.add_argument("--boards", type=int, default=100, help="held-out boards for the extension curves")
     a = p.parse_args()
     work = ROOT / a.work
@@ -153,19 +153,8 @@ def main():
         "",
     ]
 
-    # Object masks.
-    run = Path(a.objects_run) if a.objects_run else work / "objects-run"
-    if not a.objects_run and not (run / "checkpoints").is_dir():
-        akorn(
-            "objects",
-            "train",
-            "preset=cpu",
-            "data=tetrominoes",
-            "epochs=1",
-            f"out_dir={work}",
-            "name=objects-run",
-            "seed=0",
-        )
+    # Object masks, from the shipped model unless another run is given.
+    run = a.objects_run or "pretrained:tetrominoes"
     akorn(
         "objects",
         "eval",
@@ -183,24 +172,20 @@ def main():
     akorn("viz", "objects", run, "--out", work / "objects-viz", "--index", "1")
     masks = gif_frames(work / "objects-viz" / "layer1-masks.gif", [0, 2, 4, -1])
     states = gif_frames(work / "objects-viz" / "layer1-states.gif", [0, 2, 4, -1])
-    how = (
-        "the run of `akorn objects train preset=cpu data=tetrominoes epochs=1`"
-        if not a.objects_run
-        else f"the run `{a.objects_run}`"
-    )
+    how = f"`{run}`"
     page += [
         "## Objects binding",
         "",
         f"![image, ground truth, masks]({save(work / 'masks.png', 'objects-masks.png', 600)})",
         "",
-        f"Image | ground truth | masks with up-tiling ×4, from {how}",
-        f"(`akorn objects eval RUN --uptile 4 --limit 8`: FG-ARI {100 * report['fg_ari_mean']:.1f} and",
+        f"Image | ground truth | masks with up-tiling ×4, of {how}",
+        f"(`akorn objects eval {run} --uptile 4 --limit 8`: FG-ARI {100 * report['fg_ari_mean']:.1f} and",
         f"MBO {100 * report['mbo_mean']:.1f} on these 8 test images; [object discovery](objects.md)",
         "has the trained models).",
         "",
         f"![states and masks over the steps]({save(strip(states + masks), 'objects-steps.png', 1200)})",
         "",
-        "`akorn viz objects RUN --index 1`: the oscillator states (PCA colours) at steps 0, 2, 4 and 8,",
+        f"`akorn viz objects {run} --index 1`: the oscillator states (PCA colours) at steps 0, 2, 4 and 8,",
         "then the clusters of the readout at the same steps.",
         "",
     ]

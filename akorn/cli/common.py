@@ -148,7 +148,6 @@ def train_parser(sub, name: str, help: str):
     t.add_argument("--config", help="YAML file of key: value overrides (the command line wins)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("overrides", nargs="*", help="config fields, key=value")
-    t.set_defaults(command_parser=t)
     return t
 
 
@@ -159,16 +158,12 @@ def run_training(args, experiment):
 
     from akorn.engine.config import from_dict, resolve
     from akorn.engine.trainer import RunFolder, train
-    from akorn.errors import UserError
 
     cls = experiment.config_cls
     base = None
     if args.resume:
         base = from_dict(cls, RunFolder(Path(args.resume)).read_config(experiment), args.resume)
-    try:
-        cfg = resolve(cls, args.overrides, args.config, experiment.presets, base=base)
-    except UserError as e:
-        args.command_parser.error(str(e))  # a word the command does not know: its usage and one line
+    cfg = resolve(cls, args.overrides, args.config, experiment.presets, base=base)
     run = train(experiment, cfg, resume=args.resume)
     if is_first_process():
         print(f"run folder: {run}")

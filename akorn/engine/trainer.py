@@ -124,6 +124,8 @@ class Experiment(abc.ABC):
     presets: dict[str, dict[str, Any]] = {}
     # The experiment's fields that run folders saved before them lack, as those runs used them.
     fields_of_older_runs: dict[str, Any] = {}
+    # True when the model compiles its own parts under ``compile=true`` (the trainer then leaves it whole)
+    handles_compile: bool = False
 
     @abc.abstractmethod
     def build_model(self, cfg) -> nn.Module:
@@ -138,6 +140,7 @@ class Experiment(abc.ABC):
         """``(loss, metrics)`` for one batch; ``shard`` = (offset, global batch) of this rank's part."""
 
     def evaluate(self, model: nn.Module, cfg, device: torch.device) -> dict:
+        """Metrics of the model on held-out data, logged with ``split: eval`` (none by default)."""
         return {}
 
 
@@ -364,243 +367,324 @@ def load_init_weights(model: nn.Module, source: str):
         raise UserError(f"init={source}: weights do not fit this model ({first})") from None
 
 
-def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Callable | None = None) -> Path:
-    """Train ``experiment`` with ``cfg`` (or continue the run in ``resume``); returns the run folder."""
-    device = pick_device(cfg.device)
-    info, device = init_distributed(device)
-    if cfg.threads > 0 and device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-    if cfg.batch_size % info.world:
-        raise UserError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world}")
+class Trainer:
+    """One training run, in parts that each fit on a screen: :meth:`setup` (device, run folder, data,
+    model, optimizer), :meth:`restore` (a checkpoint), :meth:`step` (one optimizer step),
+    :meth:`log`, :meth:`save` and :meth:`evaluate`, and :meth:`stop_after` (signal, time limit).
+    A non-finite step stops the run or is skipped (``nonfinite``). :meth:`fit` is the loop.
+    """
 
-    lock = None
-    if resume is not None:
-        run = RunFolder(Path(resume))
-        if info.is_main:
-            lock = run.lock()  # before reading checkpoints that another training could be rotating
-        ckpt_path = run.latest_checkpoint()
-        run.read_metrics()  # a corrupt metrics file stops the resume here, before anything is rewritten
-    else:
-        name = cfg.name or f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunFolder(Path(cfg.out_dir) / name)
-        if run.path.exists() and ck.list_checkpoints(run.checkpoints):
-            raise UserError(f"run folder {run.path} already has checkpoints; use --resume {run.path} or another name=")
-        ckpt_path = None
+    def __init__(self, experiment: Experiment, cfg, resume: str | None = None, on_step: Callable | None = None):
+        self.experiment, self.cfg, self.on_step = experiment, cfg, on_step
+        self.setup(resume)
 
-    data = experiment.train_data(cfg)  # fails early on bad data, before anything is written
-    if len(data) < cfg.batch_size:
-        raise UserError(f"training set has {len(data)} examples, fewer than batch_size={cfg.batch_size}")
-    steps_per_epoch = len(data) // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch
-    if cfg.max_steps > 0:
-        total = min(total, cfg.max_steps)
+    # -- setup -------------------------------------------------------------------------------
+    def setup(self, resume: str | None):
+        cfg = self.cfg
+        self.info, self.device = init_distributed(pick_device(cfg.device))
+        if cfg.threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        if cfg.batch_size % self.info.world:
+            raise UserError(
+                f"batch_size {cfg.batch_size} must be divisible by the number of processes {self.info.world}"
+            )
+        ckpt_path = self.open_run_folder(resume)
+        self.data = self.experiment.train_data(cfg)  # fails early on bad data, before anything is written
+        if len(self.data) < cfg.batch_size:
+            raise UserError(f"training set has {len(self.data)} examples, fewer than batch_size={cfg.batch_size}")
+        self.steps_per_epoch = len(self.data) // cfg.batch_size
+        self.total = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps > 0:
+            self.total = min(self.total, cfg.max_steps)
+        self.build(init=ckpt_path is None)
+        self.start = self.restore(ckpt_path) if ckpt_path is not None else 0
+        if self.info.is_main:
+            ensure_writable_dir(self.run.path)
+            self.lock = self.lock or self.run.lock()
+            self.run.truncate_metrics(self.start)
+            self.run.write_config(self.experiment.name, cfg)
+        barrier(self.info)
+        self.train_model = self.wrap(self.model)
+        self.writer, self.bar = self.open_outputs()
+        self.shard = cfg.batch_size // self.info.world
 
-    torch.manual_seed(cfg.seed)
-    try:
-        model = experiment.build_model(cfg).to(device)
-    except (ValueError, RuntimeError, MemoryError, OverflowError) as e:  # bad sizes, or too large
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot build the model of this config: {reason}") from None
-    if cfg.init and ckpt_path is None:
-        load_init_weights(model, cfg.init)
-    ema = make_ema(model, cfg)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    def open_run_folder(self, resume: str | None) -> Path | None:
+        """The run folder (locked when resumed) and the checkpoint to restore, if any."""
+        self.lock = None
+        if resume is not None:
+            self.run = RunFolder(Path(resume))
+            if self.info.is_main:
+                self.lock = self.run.lock()  # before reading checkpoints another training could be rotating
+            ckpt_path = self.run.latest_checkpoint()
+            self.run.read_metrics()  # a corrupt metrics file stops the resume here, before anything is rewritten
+            return ckpt_path
+        name = self.cfg.name or f"{self.experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.run = RunFolder(Path(self.cfg.out_dir) / name)
+        if self.run.path.exists() and ck.list_checkpoints(self.run.checkpoints):
+            raise UserError(
+                f"run folder {self.run.path} already has checkpoints; use --resume {self.run.path} or another name="
+            )
+        return None
 
-    start = 0
-    if ckpt_path is not None:
-        loaded = ck.load_checkpoint(ckpt_path, need_ema=ema is not None)
+    def build(self, init: bool):
+        """Model (seeded), initial weights, EMA and optimizer."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
         try:
-            model.load_state_dict(loaded["model"])
+            self.model = self.experiment.build_model(cfg).to(self.device)
+        except (ValueError, RuntimeError, MemoryError, OverflowError) as e:  # bad sizes, or too large
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot build the model of this config: {reason}") from None
+        if cfg.init and init:
+            load_init_weights(self.model, cfg.init)
+        self.ema = make_ema(self.model, cfg)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def restore(self, ckpt_path: Path) -> int:
+        """Weights, EMA, optimizer and random state from a checkpoint; returns its step."""
+        loaded = ck.load_checkpoint(ckpt_path, need_ema=self.ema is not None)
+        try:
+            self.model.load_state_dict(loaded["model"])
         except RuntimeError:
-            raise UserError(_misfit(ckpt_path, loaded["state"].get("config", {}), cfg)) from None
-        if ema is not None and loaded["ema"] is not None:
-            load_ema_state(ema, loaded["ema"])
+            raise UserError(_misfit(ckpt_path, loaded["state"].get("config", {}), self.cfg)) from None
+        if self.ema is not None and loaded["ema"] is not None:
+            load_ema_state(self.ema, loaded["ema"])
         if loaded["optimizer"] is not None:
-            optimizer.load_state_dict(loaded["optimizer"])
-        start = int(loaded["state"]["step"])
+            self.optimizer.load_state_dict(loaded["optimizer"])
         if "rng" in loaded["state"]:
             set_rng_state(loaded["state"]["rng"])
+        return int(loaded["state"]["step"])
 
-    if info.is_main:
-        ensure_writable_dir(run.path)
-        lock = lock or run.lock()
-        run.truncate_metrics(start)
-        run.write_config(experiment.name, cfg)
-    barrier(info)
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """DDP under torchrun, and ``torch.compile`` unless the experiment compiles its own parts."""
+        if self.info.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if self.cfg.compile and not self.experiment.handles_compile:
+            model = torch.compile(model)
+        return model
 
-    train_model = model
-    if info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile and not getattr(experiment, "handles_compile", False):
-        train_model = torch.compile(train_model)
-
-    writer = None
-    if info.is_main:
+    def open_outputs(self):
+        """TensorBoard writer (when installed) and progress bar, on the first process only."""
+        if not self.info.is_main:
+            return None, None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(run.path / "tb"))
+            writer = SummaryWriter(str(self.run.path / "tb"))
         except ImportError:
             writer = None
-    bar = None
-    if info.is_main:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=start, desc=experiment.name, unit="step", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=self.total,
+            initial=self.start,
+            desc=self.experiment.name,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        return writer, bar
 
-    def save(step):
-        if info.is_main:
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Steps ``start .. total``, logging, checkpoints, evaluations and stops; returns the run folder."""
+        self.model.train()
+        self.running, self.skipped = {}, 0
+        self.t_last = self.t_start = time.time()
+        with _signals_as_requests() as requests:
+            self.requests = requests
+            for step, batch in self.batches():
+                done = step + 1
+                stop = self.step(step, batch)
+                self.log(step, done)
+                if self.bar is not None:
+                    self.bar.update(1)
+                if self.on_step is not None:
+                    self.on_step(done)
+                if done % self.cfg.checkpoint_every == 0 or done == self.total or stop:
+                    self.save(done)
+                if stop:
+                    self.stop_after(done)
+                    break
+                if self.cfg.eval_every > 0 and done % self.cfg.eval_every == 0 and done != self.total:
+                    self.evaluate(done)
+        if self.start < self.total or self.total == 0:
+            self.evaluate(self.total)
+        self.close()
+        return self.run.path
+
+    def batches(self):
+        """``(step, batch on the device)`` for the remaining steps. Data read from disk as it goes
+        (``streams``) gets the next step's batch read while this step computes; the batches are the
+        same either way."""
+        prefetch = ThreadPoolExecutor(1) if getattr(self.data, "streams", False) else None
+        upcoming = prefetch.submit(self.fetch, self.start) if prefetch is not None and self.start < self.total else None
+        step = self.start
+        while step < self.total:
+            if upcoming is not None:
+                batch = upcoming.result()
+                upcoming = prefetch.submit(self.fetch, step + 1) if step + 1 < self.total else None
+            else:
+                batch = self.fetch(step)
+            yield step, {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            step += 1
+
+    def fetch(self, step: int) -> dict:
+        idx = batch_indices(len(self.data), self.cfg.batch_size, step, self.cfg.seed)
+        return self.data.batch(idx[self.info.rank * self.shard : (self.info.rank + 1) * self.shard])
+
+    def step(self, step: int, batch: dict) -> bool:
+        """One optimizer step (or a skipped non-finite one); returns whether the run must stop after it."""
+        cfg = self.cfg
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr_at(cfg, step, self.total)
+        gen = step_generator(cfg.seed, step, self.device)
+        with _autocast(self.device, cfg.precision):
+            loss, metrics = self.experiment.loss(
+                self.train_model, batch, gen, cfg, shard=(self.info.rank * self.shard, cfg.batch_size)
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
+        else:
+            gnorm = total_grad_norm(self.params)
+        # One look at the host per step: is the step finite, and did a signal ask to stop?
+        # Both are agreed on by every rank, so all stop or skip at the same step.
+        if cfg.time_limit > 0 and time.time() - self.t_start > 60 * cfg.time_limit:
+            self.requests["time_limit"] = True
+        finite, stop = _agree(
+            torch.isfinite(loss.detach()) & torch.isfinite(gnorm), self.requests, self.info, self.device
+        )
+        done = step + 1
+        if not finite:
+            self.not_finite(done, loss, gnorm)
+            return stop
+        # Metrics stay on the device until they are logged: a float() here would make the host
+        # wait for the GPU at every step.
+        metrics["grad_norm"] = gnorm.detach()
+        self.optimizer.step()
+        if self.ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
+            self.ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
+            self.ema.update_parameters(self.model)
+        metrics["loss"] = loss.detach()
+        for k, v in metrics.items():
+            self.running.setdefault(k, []).append(v)
+        return stop
+
+    def not_finite(self, done: int, loss: torch.Tensor, gnorm: torch.Tensor):
+        """``nonfinite=stop``: a one-line error naming the last good checkpoint; ``skip``: count and go on."""
+        if self.cfg.nonfinite == "stop":
+            if self.bar is not None:
+                self.bar.close()
+            raise UserError(
+                f"training stopped at step {done}: the loss ({float(loss.detach()):.4g}) or the gradient norm "
+                f"({float(gnorm):.4g}) is not finite; the last good checkpoint is "
+                f"{self.run.latest_checkpoint() or 'none (no checkpoint was saved yet)'}; lower lr, or set "
+                "nonfinite=skip to skip such steps"
+            )
+        self.skipped += 1
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def stop_after(self, done: int):
+        """After the saved step ``done``: the time budget ends the run as a finished one; a signal
+        raises :class:`TrainingInterrupted` with the command that resumes."""
+        if "signal" not in self.requests:
+            if self.info.is_main:
+                self.run.log({"step": done, "split": "train", "time_limit_reached": self.cfg.time_limit})
+                self.bar.write(f"time limit of {self.cfg.time_limit} min reached after step {done}")
+            self.total = done
+            return
+        if self.bar is not None:
+            self.bar.close()
+        raise TrainingInterrupted(self.requests["signal"], done, self.run.path, self.experiment.name, self.info.is_main)
+
+    # -- records -------------------------------------------------------------------------------
+    def log(self, step: int, done: int):
+        """Every ``log_every`` steps (and at the end): the mean of the metrics since the last record."""
+        cfg = self.cfg
+        if not ((done % cfg.log_every == 0 or done == self.total) and (self.running or self.skipped)):
+            return
+        avg = all_reduce_mean(
+            {k: sum(float(x) for x in v) / len(v) for k, v in self.running.items()}, self.info, self.device
+        )
+        self.running = {}
+        if not self.info.is_main:
+            return
+        now = time.time()
+        rec = {
+            "step": done,
+            "split": "train",
+            "epoch": done / self.steps_per_epoch,
+            "lr": lr_at(cfg, step, self.total),
+            "sec_per_step": (now - self.t_last) / cfg.log_every,
+            **avg,
+        }
+        if self.skipped:
+            rec["skipped_steps"] = self.skipped
+        self.t_last = now
+        self.run.log(rec)
+        if self.writer is not None:
+            for k, v in avg.items():
+                self.writer.add_scalar(f"train/{k}", v, done)
+        if "loss" in avg:
+            self.bar.set_postfix(loss=f"{avg['loss']:.4f}")
+
+    def save(self, step: int):
+        if self.info.is_main:
             meta = {
-                "experiment": experiment.name,
+                "experiment": self.experiment.name,
                 "version": akorn.__version__,
-                "config": to_dict(cfg),
+                "config": to_dict(self.cfg),
                 "rng": rng_state(),
             }
             ck.save_checkpoint(
-                run.checkpoints,
+                self.run.checkpoints,
                 step,
-                model.state_dict(),
-                ema_state(ema) if ema is not None else None,
-                optimizer.state_dict(),
+                self.model.state_dict(),
+                ema_state(self.ema) if self.ema is not None else None,
+                self.optimizer.state_dict(),
                 meta,
-                keep=cfg.keep_checkpoints,
+                keep=self.cfg.keep_checkpoints,
             )
-        barrier(info)
+        barrier(self.info)
 
-    def run_eval(step):
-        if info.is_main:
-            eval_model = ema.module if ema is not None else model
+    def evaluate(self, step: int):
+        """The experiment's evaluation of the EMA weights (the raw ones without an EMA), logged."""
+        if self.info.is_main:
+            eval_model = self.ema.module if self.ema is not None else self.model
             eval_model.eval()
             with torch.no_grad():
-                metrics = experiment.evaluate(eval_model, cfg, device)
-            model.train()
+                metrics = self.experiment.evaluate(eval_model, self.cfg, self.device)
+            self.model.train()
             if metrics:
-                run.log({"step": step, "split": "eval", **metrics})
-                if writer is not None:
+                self.run.log({"step": step, "split": "eval", **metrics})
+                if self.writer is not None:
                     for k, v in metrics.items():
                         if isinstance(v, (int, float)):
-                            writer.add_scalar(f"eval/{k}", v, step)
-                bar.write(
+                            self.writer.add_scalar(f"eval/{k}", v, step)
+                self.bar.write(
                     f"[eval step {step}] "
                     + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
                 )
-        barrier(info)
+        barrier(self.info)
 
-    model.train()
-    shard = cfg.batch_size // info.world
-    t_last, running = time.time(), {}
-    skipped = 0
-    t_start = time.time()
-    with _signals_as_requests() as requests:
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
 
-        def fetch(step):
-            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
-            return data.batch(idx[info.rank * shard : (info.rank + 1) * shard])
 
-        # Data that is read from disk as it goes (``streams``) gets the next step's batch read
-        # while this step computes; the batches are the same either way.
-        prefetch = ThreadPoolExecutor(1) if getattr(data, "streams", False) else None
-        upcoming = prefetch.submit(fetch, start) if prefetch is not None and start < total else None
-        for step in range(start, total):
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(cfg, step, total)
-            if upcoming is not None:
-                batch = upcoming.result()
-                upcoming = prefetch.submit(fetch, step + 1) if step + 1 < total else None
-            else:
-                batch = fetch(step)
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            gen = step_generator(cfg.seed, step, device)
-            with _autocast(device, cfg.precision):
-                loss, metrics = experiment.loss(train_model, batch, gen, cfg, shard=(info.rank * shard, cfg.batch_size))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad > 0:
-                gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-            else:
-                gnorm = total_grad_norm(params)
-            # One look at the host per step: is the step finite, and did a signal ask to stop?
-            # Both are agreed on by every rank, so all stop or skip at the same step.
-            if cfg.time_limit > 0 and time.time() - t_start > 60 * cfg.time_limit:
-                requests["time_limit"] = True
-            finite, stop = _agree(torch.isfinite(loss.detach()) & torch.isfinite(gnorm), requests, info, device)
-            done = step + 1
-            if not finite:
-                if cfg.nonfinite == "stop":
-                    if bar is not None:
-                        bar.close()
-                    raise UserError(
-                        f"training stopped at step {done}: the loss ({float(loss.detach()):.4g}) or the gradient norm "
-                        f"({float(gnorm):.4g}) is not finite; the last good checkpoint is "
-                        f"{run.latest_checkpoint() or 'none (no checkpoint was saved yet)'}; lower lr, or set "
-                        "nonfinite=skip to skip such steps"
-                    )
-                skipped += 1
-                optimizer.zero_grad(set_to_none=True)
-            else:
-                # Metrics stay on the device until they are logged: a float() here would make the host
-                # wait for the GPU at every step.
-                metrics["grad_norm"] = gnorm.detach()
-                optimizer.step()
-                if ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
-                    ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
-                    ema.update_parameters(model)
-                metrics["loss"] = loss.detach()
-                for k, v in metrics.items():
-                    running.setdefault(k, []).append(v)
-            if (done % cfg.log_every == 0 or done == total) and (running or skipped):
-                avg = all_reduce_mean({k: sum(float(x) for x in v) / len(v) for k, v in running.items()}, info, device)
-                running = {}
-                if info.is_main:
-                    now = time.time()
-                    rec = {
-                        "step": done,
-                        "split": "train",
-                        "epoch": done / steps_per_epoch,
-                        "lr": lr_at(cfg, step, total),
-                        "sec_per_step": (now - t_last) / cfg.log_every,
-                        **avg,
-                    }
-                    if skipped:
-                        rec["skipped_steps"] = skipped
-                    t_last = now
-                    run.log(rec)
-                    if writer is not None:
-                        for k, v in avg.items():
-                            writer.add_scalar(f"train/{k}", v, done)
-                    if "loss" in avg:
-                        bar.set_postfix(loss=f"{avg['loss']:.4f}")
-            if bar is not None:
-                bar.update(1)
-            if on_step is not None:
-                on_step(done)
-            if done % cfg.checkpoint_every == 0 or done == total or stop:
-                save(done)
-            if stop and "signal" not in requests:  # the time budget is spent: end as a finished run does
-                if info.is_main:
-                    run.log({"step": done, "split": "train", "time_limit_reached": cfg.time_limit})
-                    bar.write(f"time limit of {cfg.time_limit} min reached after step {done}")
-                total = done
-                break
-            if stop:
-                if bar is not None:
-                    bar.close()
-                raise TrainingInterrupted(requests["signal"], done, run.path, experiment.name, info.is_main)
-            if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != total:
-                run_eval(done)
-    if start < total or total == 0:
-        run_eval(total)
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
-    return run.path
+def train(experiment: Experiment, cfg, resume: str | None = None, on_step: Callable | None = None) -> Path:
+    """Train ``experiment`` with ``cfg`` (or continue the run in ``resume``); returns the run folder."""
+    return Trainer(experiment, cfg, resume, on_step).fit()
 
 
 class TrainingInterrupted(UserError):

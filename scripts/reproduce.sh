@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The exact command behind each figure of README's results table, with the shipped models; each
+# writes its JSON into OUT (default reproduce-out).
+#
+#   RRN=rrn-valid.csv.xz CIFAR_TEST=cifar10/test CIFAR_EXACT=cifar10-test1000-lossless.npz \
+#       bash scripts/reproduce.sh NAME [NAME ...]          # NAME: one of the rows below, or all
+#
+#   sudoku-id          held-out SATNet-like boards (generated, 500), T=16 and T=128
+#   sudoku-ood         RRN validation boards, 56 per number of givens (1,008), T=128
+#   sudoku-vote        360 RRN boards (20 per number of givens), K=100 starts, T=128, energy voting (bf16)
+#   sudoku-confidence  the same boards and starts, the most confident start kept (bf16)
+#   tetrominoes        FG-ARI and MBO on 320 generated test scenes, without and with up-tiling x4
+#   cifar10            clean accuracy and ECE on the 10,000 test images; AutoAttack-rand on 20 exact-pixel ones
+#
+# RRN: the RRN "sudoku-hard" validation split (`akorn sudoku download rrn` gets it when online);
+# CIFAR_TEST: a folder of class sub-folders (or the python batches), CIFAR_EXACT: exact test pixels
+# (.npz with images and labels; default: CIFAR_TEST).
+set -euo pipefail
+OUT=${OUT:-reproduce-out}
+AKORN=${AKORN:-akorn}
+mkdir -p "$OUT"
+need() { [[ -n ${!1:-} && -e ${!1} ]] || { echo "reproduce.sh: $2 needs $1 (see the header)" >&2; exit 2; }; }
+heldout() {
+  [[ -e $OUT/heldout-satnet.csv ]] || $AKORN sudoku generate 500 --givens 31-42 --style satnet --seed 12345 \
+    --out "$OUT/heldout-satnet.csv"
+}
+run() {  # NAME
+  case $1 in
+  sudoku-id)
+    heldout
+    for T in 16 128; do
+      $AKORN sudoku eval pretrained --data "$OUT/heldout-satnet.csv" --steps $T --quiet --json "$OUT/sudoku-id-t$T.json"
+    done ;;
+  sudoku-ood)
+    need RRN sudoku-ood
+    $AKORN sudoku eval pretrained --data "$RRN" --per-givens 56 --steps 128 --quiet --json "$OUT/sudoku-ood-t128.json" ;;
+  sudoku-vote | sudoku-confidence)
+    need RRN "$1"
+    local select=energy
+    [[ $1 == sudoku-confidence ]] && select=confidence
+    $AKORN sudoku eval pretrained --data "$RRN" --per-givens 20 --steps 128 --candidates 100 --select $select \
+      --precision bf16 --compile --quiet --json "$OUT/$1-k100.json" ;;
+  tetrominoes)
+    for R in 1 4; do
+      $AKORN objects eval pretrained:tetrominoes --uptile $R --quiet --figure "$OUT/tetrominoes-x$R.png" \
+        --json "$OUT/tetrominoes-x$R.json"
+    done ;;
+  cifar10)
+    need CIFAR_TEST cifar10
+    local exact=${CIFAR_EXACT:-$CIFAR_TEST}
+    $AKORN classify eval pretrained:cifar10 --data "$CIFAR_TEST" --attacks none --corruptions none --quiet \
+      --out "$OUT/cifar10-clean"
+    $AKORN classify eval pretrained:cifar10 --data "$exact" --attacks autoattack-rand --rand-limit 20 \
+      --corruptions none --limit 1000 --batch-size 20 --quiet --out "$OUT/cifar10-rand" ;;
+  all)
+    for name in sudoku-id sudoku-ood tetrominoes cifar10 sudoku-vote sudoku-confidence; do run $name; done ;;
+  *)
+    echo "reproduce.sh: unknown row '$1'; one of sudoku-id sudoku-ood sudoku-vote sudoku-confidence tetrominoes cifar10 all" >&2
+    exit 2 ;;
+  esac
+}
+[[ $# -ge 1 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+for name in "$@"; do run "$name"; done
