@@ -32,7 +32,7 @@ def test_shipped_model_outputs_are_pinned(name):
     noise = torch.randn(4, 81, model.channels, dtype=torch.float64)
     with torch.no_grad():
         logits, energy = model(ds.quiz, steps=12, noise=noise, return_energy=True)
-        tr = run_akorn(model, ds.quiz.repeat_interleave(2, 0), 12, torch.Generator().manual_seed(5))
+        tr = run_akorn(model, ds.quiz.repeat_interleave(2, 0), steps=12, generator=torch.Generator().manual_seed(5))
     assert _grids((logits.argmax(-1) + 1).tolist()) == want["forward_digits"]
     torch.testing.assert_close(energy, torch.tensor(want["forward_energy"], dtype=torch.float64), rtol=1e-9, atol=1e-7)
     assert _grids(tr.digits.tolist()) == want["voting_digits"]

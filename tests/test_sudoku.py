@@ -180,7 +180,7 @@ def test_energy_voting_picks_the_lowest_energy_candidate():
     K = 5
     out = predict(model, quiz, candidates=K, select="energy", seed=11, chunk=1000)
     gen = torch.Generator().manual_seed(11)
-    tr = run_akorn(model, quiz.repeat_interleave(K, 0), 3, gen)
+    tr = run_akorn(model, quiz.repeat_interleave(K, 0), steps=3, generator=gen)
     pick = tr.score.view(2, K).argmin(1)
     for b in range(2):
         assert torch.equal(out.digits[b], tr.digits[b * K + pick[b]])
@@ -212,30 +212,32 @@ def test_early_exit_retires_each_row_on_its_own():
     model = _settling_model()
     quiz = torch.tensor([sdata.parse_grid(QUIZ)]).repeat(6, 1)
     T, tol = 300, 3e-3
-    tr = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol)
+    tr = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(1), tol=tol)
     assert len(set(tr.ran.tolist())) > 1 and int(tr.ran.max()) < T  # rows stop at different steps
     # Retiring rows from the batch changes nothing for the others: each row alone stops at the
     # same step with the same result.
     gen = torch.Generator().manual_seed(1)
     for i in range(6):
-        one = run_akorn(model, quiz[i : i + 1], T, gen, tol)
+        one = run_akorn(model, quiz[i : i + 1], steps=T, generator=gen, tol=tol)
         assert int(one.ran) == int(tr.ran[i])
         assert torch.equal(one.digits[0], tr.digits[i])
         torch.testing.assert_close(one.confidence[0], tr.confidence[i], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(one.score[0], tr.score[i], rtol=1e-5, atol=0.0)
     # A retired row stands for the full run: same digits, and its energy sum counts the skipped
     # steps at its last energies, so it matches the T-step sum (without that it would be ~ran/T of it).
-    full = run_akorn(model, quiz, T, torch.Generator().manual_seed(1))
+    full = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(1))
     assert bool((full.ran == T).all())
     assert torch.equal(tr.digits, full.digits)
     torch.testing.assert_close(tr.score, full.score, rtol=1e-3, atol=0.0)
-    last = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), tol, energy_reduce="last").score
-    full_last = run_akorn(model, quiz, T, torch.Generator().manual_seed(1), energy_reduce="last").score
+    last = run_akorn(
+        model, quiz, steps=T, generator=torch.Generator().manual_seed(1), tol=tol, energy_reduce="last"
+    ).score
+    full_last = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(1), energy_reduce="last").score
     torch.testing.assert_close(last, full_last, rtol=1e-3, atol=0.0)
     # predict draws start k of board b from (seed, b, k) alone: the same rows through run_akorn
     from akorn.experiments.sudoku.inference import start_noise
 
-    seeded = run_akorn(model, quiz, T, None, tol, noise=lambda r: start_noise(1, r * 0, r, model.channels))
+    seeded = run_akorn(model, quiz, steps=T, tol=tol, noise=lambda r: start_noise(1, r * 0, r, model.channels))
     mean_steps = predict(model, quiz[:1], steps=T, candidates=6, tol=tol, seed=1).steps_run
     assert mean_steps == pytest.approx(seeded.ran.float().mean().item())
 
@@ -246,12 +248,12 @@ def test_pool_refills_freed_slots_and_reproduces_the_plain_run():
     torch.manual_seed(0)
     model = SudokuAKOrN(channels=16, heads=2, steps=3).eval()
     quiz = torch.tensor([sdata.parse_grid(QUIZ), sdata.parse_grid(QUIZ.replace("2", "0"))]).repeat_interleave(4, 0)
-    big = run_akorn(model, quiz, 8, torch.Generator().manual_seed(3), chunk=8)
-    pooled = run_akorn(model, quiz, 8, torch.Generator().manual_seed(3), chunk=4)
+    big = run_akorn(model, quiz, steps=8, generator=torch.Generator().manual_seed(3), chunk=8)
+    pooled = run_akorn(model, quiz, steps=8, generator=torch.Generator().manual_seed(3), chunk=4)
     assert torch.equal(big.digits, pooled.digits) and bool((pooled.ran == 8).all())
     torch.testing.assert_close(big.score, pooled.score)
     model = _settling_model()
-    ex = run_akorn(model, quiz, 300, torch.Generator().manual_seed(1), tol=3e-3, chunk=3)
+    ex = run_akorn(model, quiz, steps=300, generator=torch.Generator().manual_seed(1), tol=3e-3, chunk=3)
     assert int(ex.ran.max()) < 300 and bool((ex.ran > 0).all())
 
 
@@ -261,16 +263,16 @@ def test_stable_digits_exit_checks_on_the_row_s_own_schedule():
     model = _settling_model()
     quiz = torch.tensor([sdata.parse_grid(QUIZ)]).repeat(5, 1)
     T = 200
-    full = run_akorn(model, quiz, T, torch.Generator().manual_seed(2))
-    ex = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=8, check_every=4)
+    full = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(2))
+    ex = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(2), stable=8, check_every=4)
     assert bool((ex.ran % 4 == 0).all()) and bool((ex.ran >= 12).all()) and int(ex.ran.max()) < T
     assert torch.equal(ex.digits, full.digits)
     # a row's exit step does not depend on the pool it ran in
-    alone = run_akorn(model, quiz[:1], T, torch.Generator().manual_seed(2), stable=8, check_every=4)
+    alone = run_akorn(model, quiz[:1], steps=T, generator=torch.Generator().manual_seed(2), stable=8, check_every=4)
     assert int(alone.ran) == int(ex.ran[0])
     # the pool's in-place refills hold in bf16 too (state in float32, projections in bf16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=16, chunk=2)
+        bf = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(2), stable=16, chunk=2)
     assert bool((bf.ran < T).all()) and bool((bf.ran % 8 == 0).all())  # the default check_every
     with pytest.raises(ValueError, match="stable"):
         predict(model, quiz, stable=-1)
@@ -295,15 +297,15 @@ def test_a_shrinking_pool_steps_and_reads_only_sizes_on_its_ladder():
     model.kuramoto.advance = lambda state: (stepped.append(len(state)), step(state))[1]
     model.read = lambda state: (read.append(len(state)), readout(state))[1]
     T = 200
-    ex = run_akorn(model, quiz, T, torch.Generator().manual_seed(2), stable=8, check_every=4, chunk=14)
+    ex = run_akorn(model, quiz, steps=T, generator=torch.Generator().manual_seed(2), stable=8, check_every=4, chunk=14)
     assert len(set(ex.ran.tolist())) >= 3 and int(ex.ran.max()) < T  # rows left at different steps
     assert set(stepped) <= set(pool_sizes(14)) and set(read) <= set(pool_sizes(14))
     assert len(set(stepped)) > 2  # the pool did shrink
     for i in range(0, 14, 5):
         gen = torch.Generator().manual_seed(2)
         # row i draws its start after the i rows before it: replay those draws, then run it alone
-        run_akorn(model, quiz[:i], 0, gen) if i else None
-        alone = run_akorn(model, quiz[i : i + 1], T, gen, stable=8, check_every=4)
+        run_akorn(model, quiz[:i], steps=0, generator=gen) if i else None
+        alone = run_akorn(model, quiz[i : i + 1], steps=T, generator=gen, stable=8, check_every=4)
         assert int(alone.ran) == int(ex.ran[i]) and torch.equal(alone.digits[0], ex.digits[i])
 
 

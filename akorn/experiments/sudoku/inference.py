@@ -24,12 +24,13 @@ Early exits (all off by default, where every row runs exactly T steps):
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 
 import numpy as np
 import torch
 
+from akorn.core.layer import OscillatorState
 from akorn.experiments.sudoku.models import SudokuAKOrN
 
 SELECTS = ("energy", "confidence", "valid")
@@ -102,178 +103,248 @@ def obeys_rules(digits: torch.Tensor) -> torch.Tensor:
     return (counts == 1).flatten(1).all(1)
 
 
+@dataclass
+class RowBook:
+    """Bookkeeping of the rows in the pool's slots, one entry per slot (idle slots have id -1)."""
+
+    ids: torch.Tensor  # (P,) row of ``quiz`` in the slot
+    age: torch.Tensor  # (P,) steps run
+    total: torch.Tensor  # (P,) energy summed over the steps run
+    prev_e: torch.Tensor  # (P,) energy of the step before the last
+    last_e: torch.Tensor  # (P,) energy of the last step
+    same: torch.Tensor  # (P,) checks in a row whose digits did not change
+    seen: torch.Tensor  # (P, 81) digits at the last check
+
+    @classmethod
+    def fresh(cls, rows: torch.Tensor) -> RowBook:
+        z = torch.zeros(rows.numel(), device=rows.device)
+        seen = torch.zeros(rows.numel(), 81, dtype=torch.long, device=rows.device)
+        return cls(rows, z.long(), z, z, z, z, seen)
+
+    def put(self, at: torch.Tensor, other: RowBook):
+        for f in fields(self):
+            getattr(self, f.name)[at] = getattr(other, f.name)
+
+    def keep(self, mask: torch.Tensor) -> RowBook:
+        return RowBook(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+
+@dataclass
+class Readout:
+    """What a look at the pool found, one entry per slot (only the looked-at slots are filled)."""
+
+    digits: torch.Tensor  # (P, 81)
+    confidence: torch.Tensor  # (P,)
+    valid: torch.Tensor  # (P,) bool
+
+
+class CandidatePool:
+    """Rows of ``quiz`` ``(R, 81)`` through a pool of ``chunk`` slots (see the module's docstring).
+
+    :meth:`refill` starts waiting rows, each from its own random start; :meth:`advance` runs
+    Kuramoto steps on every slot; :meth:`read` decodes some slots; :meth:`retire` writes finished
+    rows into :attr:`out`, hands their slots to waiting rows and shrinks the pool on its ladder.
+    :meth:`run` is the loop.
+    """
+
+    def __init__(
+        self,
+        model: SudokuAKOrN,
+        quiz: torch.Tensor,
+        *,
+        steps: int,
+        generator: torch.Generator | None = None,
+        noise=None,
+        tol: float = 0.0,
+        energy_reduce: str = "sum",
+        chunk: int | None = None,
+        stable: int = 0,
+        check_every: int = 8,
+        boards: torch.Tensor | None = None,
+        stop_when_valid: bool = False,
+    ):
+        if (noise is None) == (generator is None):
+            raise ValueError("give either a generator or a noise function for the starts")
+        if check_every < 1 or stable < 0:
+            raise ValueError("check_every must be positive and stable non-negative")
+        if stop_when_valid and boards is None:
+            raise ValueError("stop_when_valid needs the board of every row")
+        self.model, self.layer = model, model.kuramoto
+        self.quiz = quiz.long()
+        self.steps, self.generator, self.noise, self.tol = steps, generator, noise, tol
+        self.energy_reduce, self.stable, self.check_every = energy_reduce, stable, check_every
+        self.boards, self.stop_when_valid = boards, stop_when_valid
+        dev, R = quiz.device, quiz.shape[0]
+        self.slots = R if chunk is None else chunk
+        self.out = Trajectories(
+            self.quiz.clone(),
+            torch.full((R,), float("-inf"), device=dev),
+            torch.full((R,), float("inf"), device=dev),
+            torch.zeros(R, dtype=torch.long, device=dev),
+            torch.zeros(R, dtype=torch.bool, device=dev),
+        )
+        self.solved = torch.zeros(int(boards.max()) + 1 if stop_when_valid and R else 0, dtype=torch.bool, device=dev)
+        self.checking = stable > 0 or stop_when_valid
+        # Without exits every row of the pool entered together and leaves at T, so its T steps run
+        # back to back, with no per-step look at the rows (each look waits for the device).
+        self.steps_between_looks = steps if tol <= 0 and not self.checking else 1
+        self.next_row = 0
+        self.settled = None
+        self.states, self.book = self.start(self.waiting(self.slots))
+
+    # -- entering ------------------------------------------------------------------------------
+    def waiting(self, limit: int) -> torch.Tensor:
+        """The next rows to start, at most ``limit``, passing over the rows of solved boards."""
+        dev, R = self.quiz.device, self.quiz.shape[0]
+        got, n = [], 0
+        while n < limit and self.next_row < R:
+            new = torch.arange(self.next_row, min(R, self.next_row + limit - n), device=dev)
+            self.next_row += new.numel()
+            if self.stop_when_valid:
+                new = new[~self.solved[self.boards[new]]]
+            got.append(new)
+            n += new.numel()
+        return torch.cat(got) if got else torch.empty(0, dtype=torch.long, device=dev)
+
+    def start(self, rows: torch.Tensor) -> tuple[OscillatorState, RowBook]:
+        """Oscillators and bookkeeping for new rows: a fresh random start each, drawn in one call."""
+        if self.noise is None:
+            state = self.model.start(self.quiz[rows], self.generator)
+        else:
+            state = self.model.start(self.quiz[rows], noise=self.noise(rows).to(self.quiz.device))
+        return state, RowBook.fresh(rows)
+
+    # -- running -------------------------------------------------------------------------------
+    def advance(self, n: int):
+        """``n`` Kuramoto steps on every slot, with the energy bookkeeping."""
+        book = self.book
+        for _ in range(n):
+            moved, e = self.layer.advance(self.states)
+            e = e.float()
+            book.prev_e = torch.where(book.age == 0, e, book.last_e)
+            book.last_e, book.total = e, book.total + e
+            book.age = book.age + 1
+            if self.tol > 0:
+                self.settled = (moved.data - self.states.data).abs().flatten(1).amax(1) < self.tol
+            self.states = moved
+
+    def read(self, slots: torch.Tensor, into: Readout):
+        """Decode ``slots`` into ``into``. The batch read is padded with other slots to a size on
+        the ladder, for the same reason the pool shrinks on it."""
+        ids = self.book.ids
+        n = slots.numel()
+        pad = _ladder_size(self.slots, n, ids.numel()) - n
+        rows_read = slots
+        if pad:
+            others = torch.ones(ids.numel(), dtype=torch.bool, device=ids.device)
+            others[slots] = False
+            rows_read = torch.cat([slots, others.nonzero().squeeze(1)[:pad]])
+        logits = self.model.read(self.states[rows_read])[:n]
+        q = self.quiz[ids[slots]]
+        into.digits[slots] = torch.where(q > 0, q, logits.argmax(-1) + 1)
+        into.confidence[slots] = _confidence(logits, q)
+        into.valid[slots] = obeys_rules(into.digits[slots])
+
+    def finished(self) -> tuple[torch.Tensor, Readout]:
+        """The slots whose rows leave now (T reached, settled, stable, or their board solved), and
+        the readout of every slot that was looked at."""
+        book = self.book
+        live = book.ids >= 0
+        retire = (book.age >= self.steps) & live
+        if self.settled is not None:
+            retire |= self.settled & live
+        at_check = (book.age % self.check_every == 0) & live if self.checking else torch.zeros_like(retire)
+        seen = Readout(
+            book.seen.clone(), torch.zeros(book.ids.numel(), device=book.ids.device), torch.zeros_like(retire)
+        )
+        looked = retire | at_check
+        if looked.any():
+            self.read(looked.nonzero().squeeze(1), seen)
+        if self.stable > 0:
+            unchanged = (seen.digits == book.seen).all(1)
+            book.same = torch.where(at_check, torch.where(unchanged, book.same + 1, 0), book.same)
+            book.seen = torch.where(at_check.unsqueeze(1), seen.digits, book.seen)
+            retire |= at_check & (book.same * self.check_every >= self.stable)
+        if self.stop_when_valid:
+            self.solved[self.boards[book.ids[looked & seen.valid]]] = True
+            retire |= self.solved[self.boards[book.ids.clamp_min(0)]] & live
+            late = retire & ~looked
+            if late.any():
+                self.read(late.nonzero().squeeze(1), seen)
+        return retire, seen
+
+    def retire(self, slots: torch.Tensor, seen: Readout):
+        """Write the rows in ``slots`` into :attr:`out`, then refill or shrink."""
+        book, out = self.book, self.out
+        rid = book.ids[slots]
+        out.digits[rid], out.confidence[rid] = seen.digits[slots], seen.confidence[slots]
+        out.valid[rid], out.ran[rid] = seen.valid[slots], book.age[slots]
+        prev_e, last_e = book.prev_e[slots], book.last_e[slots]
+        # A row that exits early stands for the whole run: the mean of its last two energies is
+        # added once for every step it skipped (the trained models alternate between two states).
+        last, score = last_e, book.total[slots] + 0.5 * (prev_e + last_e) * (self.steps - book.age[slots]).float()
+        if self.layer.energy_mode == "states":
+            last = self.layer.voting_energy(self.states[slots]).float()
+            score = score + last
+        out.score[rid] = score if self.energy_reduce == "sum" else last
+        self.refill(slots)
+
+    def refill(self, freed: torch.Tensor):
+        """Waiting rows take the freed slots in place. Slots left over when none wait go idle, and
+        the pool shrinks to the ladder's smallest size that holds its live rows."""
+        new = self.waiting(freed.numel())
+        if new.numel():
+            at = freed[: new.numel()]
+            new_states, new_book = self.start(new)
+            self.states.put(at, new_states)
+            self.book.put(at, new_book)
+        if new.numel() == freed.numel():
+            return
+        self.book.ids[freed[new.numel() :]] = -1
+        live = self.book.ids >= 0
+        n_live = int(live.sum())
+        size = _ladder_size(self.slots, n_live, live.numel()) if n_live else 0
+        if size < live.numel():
+            keep = live.clone()
+            keep[(~live).nonzero().squeeze(1)[: size - n_live]] = True
+            self.book = self.book.keep(keep)
+            self.states = self.states[keep]
+
+    def run(self) -> Trajectories:
+        while self.book.ids.numel():
+            self.advance(self.steps_between_looks if self.steps > 0 else 0)
+            retire, seen = self.finished()
+            if retire.any():
+                self.retire(retire.nonzero().squeeze(1), seen)
+        return self.out
+
+
 @torch.no_grad()
-def run_akorn(
-    model: SudokuAKOrN,
-    quiz: torch.Tensor,
-    steps: int,
-    generator: torch.Generator | None = None,
-    tol: float = 0.0,
-    energy_reduce: str = "sum",
-    chunk: int | None = None,
-    stable: int = 0,
-    check_every: int = 8,
-    boards: torch.Tensor | None = None,
-    stop_when_valid: bool = False,
-    noise=None,
-) -> Trajectories:
-    """Every row of ``quiz`` ``(R, 81)`` from its own random start, through a pool of ``chunk`` slots
-    (default: all rows at once); rows enter in order, and each draws its start when it enters.
+def run_akorn(model: SudokuAKOrN, quiz: torch.Tensor, *, steps: int, **options) -> Trajectories:
+    """Every row of ``quiz`` ``(R, 81)`` from its own random start, through a :class:`CandidatePool`
+    of ``chunk`` slots (default: all rows at once); rows enter in order, and each draws its start
+    when it enters.
 
     Energies follow the model's bookkeeping (reference: ``E(x_0) .. E(x_{T-1})`` plus a 0);
     ``energy_reduce`` = ``sum`` over steps or ``last``. A row that exits early stands for the
     whole run: for ``sum`` the mean of its last two energies is added once for every step it
-    skipped (the trained models alternate between two states), so the candidates of one board stay
-    comparable whatever step each of them stopped at.
+    skipped, so the candidates of one board stay comparable whatever step each of them stopped at.
 
     ``boards`` ``(R,)``: each row's board, for ``stop_when_valid`` (see the module's docstring). A row
     that never started keeps its clues as digits, confidence -inf, score +inf and 0 steps.
 
     Starts: ``noise(rows) -> (len(rows), 81, C)``, the initial noise of those rows (see
-    :func:`start_noise`), or else draws from ``generator`` in the order rows enter.
+    :func:`start_noise`), or else draws from ``generator`` in the order rows enter. The other
+    options (``tol``, ``stable``, ``check_every``, ``chunk``) are :class:`CandidatePool`'s.
     """
-    if (noise is None) == (generator is None):
-        raise ValueError("give either a generator or a noise function for the starts")
-    if check_every < 1 or stable < 0:
-        raise ValueError("check_every must be positive and stable non-negative")
-    if stop_when_valid and boards is None:
-        raise ValueError("stop_when_valid needs the board of every row")
-    layer = model.kuramoto
-    dev = quiz.device
-    R = quiz.shape[0]
-    slots = R if chunk is None else chunk
-    quiz = quiz.long()
-    out = Trajectories(
-        quiz.clone(),
-        torch.full((R,), float("-inf"), device=dev),
-        torch.full((R,), float("inf"), device=dev),
-        torch.zeros(R, dtype=torch.long, device=dev),
-        torch.zeros(R, dtype=torch.bool, device=dev),
-    )
-    solved = torch.zeros(int(boards.max()) + 1 if stop_when_valid and R else 0, dtype=torch.bool, device=dev)
-    checking = stable > 0 or stop_when_valid
-    # Without exits every row of the pool entered together and leaves at T, so its T steps run
-    # back to back, with no per-step look at the rows (each look waits for the device).
-    steps_between_looks = steps if tol <= 0 and not checking else 1
-
-    def waiting(limit: int) -> torch.Tensor:
-        """The next rows to start, at most ``limit``, passing over the rows of solved boards."""
-        nonlocal nxt
-        got, n = [], 0
-        while n < limit and nxt < R:
-            new = torch.arange(nxt, min(R, nxt + limit - n), device=dev)
-            nxt += new.numel()
-            if stop_when_valid:
-                new = new[~solved[boards[new]]]
-            got.append(new)
-            n += new.numel()
-        return torch.cat(got) if got else torch.empty(0, dtype=torch.long, device=dev)
-
-    def start(rows: torch.Tensor):
-        """Oscillators and bookkeeping for new rows: a fresh random start each, drawn in one call."""
-        z = torch.zeros(rows.numel(), device=dev)
-        if noise is None:
-            state = model.start(quiz[rows], generator)
-        else:
-            state = model.start(quiz[rows], noise=noise(rows).to(dev))
-        return state, dict(
-            ids=rows,
-            age=z.long(),
-            total=z,
-            prev_e=z,
-            last_e=z,
-            same=z,
-            seen=torch.zeros(rows.numel(), 81, dtype=torch.long, device=dev),
-        )
-
-    # The pool: the oscillators of every slot, and each row's id, age, energy sums and digits at its last check.
-    nxt = 0
-    states, pool = start(waiting(slots))
-    settled = None
-    while pool["ids"].numel():
-        ids, age = pool["ids"], pool["age"]
-        for _ in range(steps_between_looks if steps > 0 else 0):
-            moved, e = layer.advance(states)
-            e = e.float()
-            pool["prev_e"] = torch.where(age == 0, e, pool["last_e"])
-            pool["last_e"], pool["total"] = e, pool["total"] + e
-            pool["age"] = age = age + 1
-            settled = (moved.data - states.data).abs().flatten(1).amax(1) < tol if tol > 0 else None
-            states = moved
-        live = ids >= 0  # idle slots of a pool that is done refilling have id -1
-        retire = (age >= steps) & live
-        if settled is not None:
-            retire |= settled & live
-        at_check = (age % check_every == 0) & live if checking else torch.zeros_like(retire)
-        digits = pool["seen"].clone()
-        conf = torch.zeros(ids.numel(), device=dev)
-        valid = torch.zeros_like(retire)
-
-        def look(rows):
-            # Read a ladder-sized batch, padded with other rows of the pool, for the same reason
-            # the pool shrinks on a ladder.
-            n = rows.numel()
-            pad = _ladder_size(slots, n, ids.numel()) - n
-            if pad:
-                others = torch.ones_like(retire)
-                others[rows] = False
-                rows_read = torch.cat([rows, others.nonzero().squeeze(1)[:pad]])
-            logits = model.read(states[rows_read if pad else rows])[:n]
-            q = quiz[ids[rows]]
-            digits[rows] = torch.where(q > 0, q, logits.argmax(-1) + 1)
-            conf[rows] = _confidence(logits, q)
-            valid[rows] = obeys_rules(digits[rows])
-
-        looked = retire | at_check
-        if looked.any():
-            look(looked.nonzero().squeeze(1))
-        if stable > 0:
-            unchanged = (digits == pool["seen"]).all(1)
-            pool["same"] = same = torch.where(at_check, torch.where(unchanged, pool["same"] + 1, 0), pool["same"])
-            pool["seen"] = torch.where(at_check.unsqueeze(1), digits, pool["seen"])
-            retire |= at_check & (same * check_every >= stable)
-        if stop_when_valid:
-            solved[boards[ids[looked & valid]]] = True
-            retire |= solved[boards[ids.clamp_min(0)]] & live
-            late = retire & ~looked
-            if late.any():
-                look(late.nonzero().squeeze(1))
-        if not retire.any():
-            continue
-        r, rid = retire.nonzero().squeeze(1), ids[retire]
-        out.digits[rid], out.confidence[rid], out.valid[rid], out.ran[rid] = digits[r], conf[r], valid[r], age[r]
-        prev_e, last_e = pool["prev_e"][r], pool["last_e"][r]
-        last, score = last_e, pool["total"][r] + 0.5 * (prev_e + last_e) * (steps - age[r]).float()
-        if layer.energy_mode == "states":
-            last = layer.voting_energy(states[r]).float()
-            score = score + last
-        out.score[rid] = score if energy_reduce == "sum" else last
-        # Waiting rows take the freed slots in place. Slots left over when none wait go idle, and
-        # the pool shrinks to the ladder's smallest size that holds its live rows.
-        new = waiting(r.numel())
-        if new.numel():
-            at = r[: new.numel()]
-            new_states, new_pool = start(new)
-            states.put(at, new_states)
-            for k, v in new_pool.items():
-                pool[k][at] = v
-        if new.numel() < r.numel():
-            pool["ids"][r[new.numel() :]] = -1
-            live = pool["ids"] >= 0
-            n_live = int(live.sum())
-            size = _ladder_size(slots, n_live, live.numel()) if n_live else 0
-            if size < live.numel():
-                keep = live.clone()
-                keep[(~live).nonzero().squeeze(1)[: size - n_live]] = True
-                pool = {k: v[keep] for k, v in pool.items()}
-                states = states[keep]
-    return out
+    return CandidatePool(model, quiz, steps=steps, **options).run()
 
 
 @torch.no_grad()
 def predict(
     model,
     quiz: torch.Tensor,
+    *,
     steps: int | None = None,
     candidates: int = 1,
     select: str = "energy",
@@ -296,6 +367,47 @@ def predict(
     index is ``board_index`` (the board's place in its file) or its place in ``quiz``. So a board's
     result does not change with ``chunk``, with the other boards evaluated, or with ``select``.
     """
+    _check_options(select, energy_reduce, candidates, chunk, check_every, stable, tol)
+    device = next(model.parameters()).device
+    quiz = quiz.to(device).long()
+    T = model.steps if steps is None else steps
+    is_akorn = isinstance(model, SudokuAKOrN)
+    K = candidates if is_akorn else 1
+    if not is_akorn and select == "energy" and candidates > 1:
+        select = "confidence"
+    n = quiz.shape[0]
+    rows = quiz.repeat_interleave(K, 0)  # (n K, 81), board-major: rows b*K .. b*K+K-1 belong to board b
+    index = torch.arange(n) if board_index is None else torch.as_tensor(board_index).long().cpu()
+    if index.shape != (n,):
+        raise ValueError(f"board_index must have one entry per board ({n}), got shape {tuple(index.shape)}")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    with autocast:
+        if not is_akorn:
+            tr = _run_baseline(model, rows, T, chunk)
+        else:
+            channels = model.channels
+
+            def noise(r: torch.Tensor) -> torch.Tensor:
+                r = r.cpu()
+                return start_noise(seed, index[r // K], r % K, channels)
+
+            tr = run_akorn(
+                model,
+                rows,
+                steps=T,
+                noise=noise,
+                tol=tol,
+                energy_reduce=energy_reduce,
+                chunk=chunk,
+                stable=stable,
+                check_every=check_every,
+                boards=torch.arange(n, device=device).repeat_interleave(K),
+                stop_when_valid=select == "valid",
+            )
+    return choose(tr, n, K, select)
+
+
+def _check_options(select, energy_reduce, candidates, chunk, check_every, stable, tol):
     if select not in SELECTS:
         raise ValueError(f"select must be one of {SELECTS}, got {select!r}")
     if energy_reduce not in ("sum", "last"):
@@ -306,56 +418,28 @@ def predict(
         raise ValueError(f"stable must be non-negative, got {stable}")
     if not tol >= 0 or tol == float("inf"):
         raise ValueError(f"tol must be a finite non-negative number, got {tol}")
-    device = next(model.parameters()).device
-    quiz = quiz.to(device).long()
-    T = model.steps if steps is None else steps
-    is_akorn = isinstance(model, SudokuAKOrN)
-    K = candidates if is_akorn else 1
-    if not is_akorn and select == "energy" and candidates > 1:
-        select = "confidence"
-    n = quiz.shape[0]
-    rows = quiz.repeat_interleave(K, 0)  # board-major: rows b*K .. b*K+K-1 belong to board b
-    index = torch.arange(n) if board_index is None else torch.as_tensor(board_index).long().cpu()
-    if index.shape != (n,):
-        raise ValueError(f"board_index must have one entry per board ({n}), got shape {tuple(index.shape)}")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    with autocast:
-        if is_akorn:
-            boards = torch.arange(n, device=device).repeat_interleave(K)
-            channels = model.channels
 
-            def noise(r: torch.Tensor) -> torch.Tensor:
-                r = r.cpu()
-                return start_noise(seed, index[r // K], r % K, channels)
 
-            tr = run_akorn(
-                model,
-                rows,
-                T,
-                None,
-                tol,
-                energy_reduce,
-                chunk,
-                stable,
-                check_every,
-                boards,
-                stop_when_valid=select == "valid",
-                noise=noise,
-            )
-        else:
-            parts = []
-            for start in range(0, n, chunk):
-                q = rows[start : start + chunk]
-                logits = model(q, steps=T)
-                parts.append((torch.where(q > 0, q, logits.argmax(-1) + 1), _confidence(logits, q)))
-            digits = torch.cat([p[0] for p in parts])
-            tr = Trajectories(
-                digits,
-                torch.cat([p[1] for p in parts]),
-                torch.zeros(n, device=device),
-                torch.full((n,), T, device=device),
-                obeys_rules(digits),
-            )
+def _run_baseline(model, rows: torch.Tensor, steps: int, chunk: int) -> Trajectories:
+    """A baseline's single deterministic pass over ``rows`` ``(R, 81)``, in blocks of ``chunk``."""
+    parts = []
+    for start in range(0, rows.shape[0], chunk):
+        q = rows[start : start + chunk]
+        logits = model(q, steps=steps)  # (r, 81, 9)
+        parts.append((torch.where(q > 0, q, logits.argmax(-1) + 1), _confidence(logits, q)))
+    digits = torch.cat([p[0] for p in parts])
+    R = rows.shape[0]
+    return Trajectories(
+        digits,
+        torch.cat([p[1] for p in parts]),
+        torch.zeros(R, device=rows.device),
+        torch.full((R,), steps, device=rows.device),
+        obeys_rules(digits),
+    )
+
+
+def choose(tr: Trajectories, n: int, K: int, select: str) -> Prediction:
+    """One of the K rows of each of the n boards of ``tr``, by ``select``."""
     scores, confs, valid = tr.score.view(n, K), tr.confidence.float().view(n, K), tr.valid.view(n, K)
     if select == "energy":
         pick = scores.argmin(1)
@@ -363,7 +447,7 @@ def predict(
         pick = confs.argmax(1)
     else:
         pick = torch.where(valid, confs + 2, confs).argmax(1)  # confidences lie in [0, 1]
-    at = torch.arange(n, device=device)
+    at = torch.arange(n, device=scores.device)
     return Prediction(
         tr.digits.view(n, K, 81)[at, pick].cpu(),
         confs[at, pick].cpu(),
