@@ -131,11 +131,11 @@ def run_trained(impl: str, opts: dict) -> dict:
     warm-up board, and the board accuracy over the timed boards."""
     import torch
 
+    from akorn.experiments.model_files import load_model
     from akorn.experiments.sudoku import data as sdata
     from akorn.experiments.sudoku.inference import accuracy, predict
-    from akorn.experiments.sudoku.loading import load_model
 
-    model, _ = load_model(opts["model"], compile="compile" in impl)
+    model = load_model(opts["model"], "sudoku", compile="compile" in impl).model
     ds = sdata.load(opts["data"], "test")
     ds = sdata.stratified(ds, opts["per_givens"]) if opts["per_givens"] else ds[: opts["limit"]]
     kw = dict(

@@ -6,12 +6,16 @@
 #       bash scripts/reproduce.sh NAME [NAME ...]          # NAME: one of the rows below, or all
 #
 #   sudoku-id          held-out SATNet-like boards (generated, 500), T=16 and T=128
-#   sudoku-ood         RRN validation boards, 56 per number of givens (1,008), T=128
+#   sudoku-ood         RRN validation boards, 56 per number of givens (1,008), T=16 and T=128
+#   sudoku-extension   the same 1,008 boards at T=16, 32, 64, 128, 256 and 512 (table and plot)
+#   sudoku-shipped     the shipped model's table in docs/sudoku.md: voting K=16, harder held-out
+#                      boards, the SATNet training boards (needs SATNET), 360 RRN boards at T=16 and T=128
 #   sudoku-vote        360 RRN boards (20 per number of givens), K=100 starts, T=128, energy voting (bf16)
 #   sudoku-confidence  the same boards and starts, the most confident start kept (bf16)
 #   tetrominoes        FG-ARI and MBO on 320 generated test scenes, without and with up-tiling x4
 #   cifar10            clean accuracy and ECE on the 10,000 test images; AutoAttack-rand on 20 exact-pixel ones
 #
+# SATNET: the SATNet training boards as quiz,solution CSV (satnet-train.csv.xz).
 # RRN: the RRN "sudoku-hard" validation split (`akorn sudoku download rrn` gets it when online);
 # CIFAR_TEST: a folder of class sub-folders (or the python batches), CIFAR_EXACT: exact test pixels
 # (.npz with images and labels; default: CIFAR_TEST).
@@ -33,7 +37,26 @@ run() {  # NAME
     done ;;
   sudoku-ood)
     need RRN sudoku-ood
-    $AKORN sudoku eval pretrained --data "$RRN" --per-givens 56 --steps 128 --quiet --json "$OUT/sudoku-ood-t128.json" ;;
+    for T in 16 128; do
+      $AKORN sudoku eval pretrained --data "$RRN" --per-givens 56 --steps $T --quiet --json "$OUT/sudoku-ood-t$T.json"
+    done ;;
+  sudoku-extension)
+    need RRN sudoku-extension
+    $AKORN sudoku extension pretrained --data "$RRN" --per-givens 56 --steps 16,32,64,128,256,512 --quiet \
+      --out "$OUT/sudoku-extension" ;;
+  sudoku-shipped)
+    need RRN sudoku-shipped
+    need SATNET sudoku-shipped
+    heldout
+    [[ -e $OUT/heldout-unique.csv ]] || $AKORN sudoku generate 500 --givens 31-42 --style unique --seed 12345 \
+      --out "$OUT/heldout-unique.csv"
+    $AKORN sudoku eval pretrained --data "$OUT/heldout-satnet.csv" --steps 16 --candidates 16 --quiet \
+      --json "$OUT/sudoku-id-t16-k16.json"
+    $AKORN sudoku eval pretrained --data "$OUT/heldout-unique.csv" --steps 16 --quiet --json "$OUT/sudoku-unique-t16.json"
+    $AKORN sudoku eval pretrained --data "$SATNET" --limit 500 --steps 16 --quiet --json "$OUT/sudoku-train-t16.json"
+    for T in 16 128; do
+      $AKORN sudoku eval pretrained --data "$RRN" --per-givens 20 --steps $T --quiet --json "$OUT/sudoku-rrn360-t$T.json"
+    done ;;
   sudoku-vote | sudoku-confidence)
     need RRN "$1"
     local select=energy
@@ -53,11 +76,13 @@ run() {  # NAME
     $AKORN classify eval pretrained:cifar10 --data "$exact" --attacks autoattack-rand --rand-limit 20 \
       --corruptions none --limit 1000 --batch-size 20 --quiet --out "$OUT/cifar10-rand" ;;
   all)
-    for name in sudoku-id sudoku-ood tetrominoes cifar10 sudoku-vote sudoku-confidence; do run $name; done ;;
+    for name in sudoku-id sudoku-ood tetrominoes cifar10 sudoku-shipped sudoku-extension sudoku-vote sudoku-confidence; do
+      run $name
+    done ;;
   *)
-    echo "reproduce.sh: unknown row '$1'; one of sudoku-id sudoku-ood sudoku-vote sudoku-confidence tetrominoes cifar10 all" >&2
+    echo "reproduce.sh: unknown row '$1'; one of sudoku-id sudoku-ood sudoku-extension sudoku-shipped sudoku-vote sudoku-confidence tetrominoes cifar10 all" >&2
     exit 2 ;;
   esac
 }
-[[ $# -ge 1 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,24p' "$0" >&2; exit 2; }
 for name in "$@"; do run "$name"; done

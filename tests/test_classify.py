@@ -306,9 +306,9 @@ def test_eval_report_resume_and_export(trained, capsys):
     assert main(words[:-1] + ["1", "--resume", "--eps", "4/255"]) == 2
     assert "another evaluation" in capsys.readouterr().err
     # export and evaluate the exported model's weights
-    assert main(["classify", "export", str(run), "--out", str(tmp / "m"), "--fp16"]) == 0
+    assert main(["classify", "export", str(run), "--out", str(tmp / "m"), "--dtype", "fp16"]) == 0
     record = json.loads((tmp / "m.json").read_text())
-    assert record["config"]["classes"] == 4 and record["fp16"]
+    assert record["config"]["classes"] == 4 and record["stored_dtype"] == "fp16"
 
 
 @pytest.mark.parametrize(
@@ -431,13 +431,12 @@ def test_import_of_the_authors_checkpoint_bad_input(tmp_path, capsys):
 
 
 def test_the_shipped_classifier_evaluates_right_after_install(tmp_path):
-    from akorn.experiments import pretrained
-
-    names = pretrained.names()
-    assert pretrained.CIFAR10 in names
     from importlib import resources
 
-    size = (resources.files("akorn") / "weights" / f"{pretrained.CIFAR10}.safetensors").stat().st_size
+    from akorn.experiments.model_files import shipped_names
+
+    assert "cifar10-akorn" in shipped_names()
+    size = (resources.files("akorn") / "weights" / "cifar10-akorn.safetensors").stat().st_size
     assert size <= 10 * 2**20
     npz = write_npz(tmp_path / "ten.npz", n=20, classes=10, size=32)
     out = tmp_path / "e"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from akorn.engine.records import read_records
-from akorn.experiments import pretrained
+from akorn.experiments.model_files import load_model
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.inference import predict
 from tests.conftest import ROOT
@@ -22,7 +22,7 @@ OPTS = dict(steps=6, candidates=3, seed=4)
 
 @pytest.fixture(scope="module")
 def model():
-    return pretrained.load_sudoku("sudoku-akorn-c128")[0]
+    return load_model("pretrained:sudoku-akorn-c128", "sudoku", compile=False).model
 
 
 @pytest.fixture(scope="module")

@@ -114,3 +114,28 @@ def test_version_and_help_do_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+def test_no_function_is_longer_than_a_screen_and_a_half():
+    """Any function over 80 lines in akorn/ (argparse builders are split per subcommand)."""
+    long = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} is {lines} lines")
+    assert not long, "\n".join(long)
+
+
+def test_commands_share_only_the_common_module():
+    """An akorn.cli module imports no other akorn.cli module than akorn.cli.common (main routes to them)."""
+    bad = []
+    for path in (PKG / "cli").glob("*.py"):
+        if path.name in ("main.py", "__init__.py", "__main__.py"):
+            continue
+        for module, names in _akorn_imports(path):
+            targets = [module] if module != "akorn.cli" else [f"akorn.cli.{n}" for n in names]
+            others = [t for t in targets if t.startswith("akorn.cli") and t != "akorn.cli.common"]
+            bad += [f"{path.name} imports {t}" for t in others]
+    assert not bad, "\n".join(bad)

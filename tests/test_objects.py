@@ -284,10 +284,10 @@ def test_objects_cli_train_eval_and_errors(tmp_path):
     r = run_cli("objects", "eval", tmp_path / "t", "--step", "3")
     assert r.returncode == 2 and "no checkpoint at step 3; it has steps 6, 8, 10" in r.stderr
     # an exported fp16 model evaluates and animates like its run folder, in a working folder of its own
-    r = run_cli("objects", "export", tmp_path / "t", "--out", tmp_path / "m", "--fp16")
+    r = run_cli("objects", "export", tmp_path / "t", "--out", tmp_path / "m", "--dtype", "fp16")
     assert r.returncode == 0, r.stderr
     record = json.loads((tmp_path / "m.json").read_text())
-    assert record["fp16"] and record["training"]["steps"] == 10 and record["config"]["channels"] == 16
+    assert record["stored_dtype"] == "fp16" and record["training"]["steps"] == 10 and record["config"]["channels"] == 16
     r = run_cli("objects", "eval", tmp_path / "m.safetensors", "--limit", "2", "--json", tmp_path / "m-eval.json",
                 cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr

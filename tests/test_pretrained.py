@@ -4,18 +4,19 @@ from importlib import resources
 
 import pytest
 
-from akorn.experiments import pretrained
+from akorn.experiments.model_files import load_model, shipped_names
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.solver import is_valid_solution
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.skipif(not pretrained.available(), reason="no shipped weights in this checkout")
+pytestmark = pytest.mark.skipif("sudoku-akorn" not in shipped_names(), reason="no shipped weights in this checkout")
 
 
 def test_shipped_model_is_small_and_documented():
     w = resources.files("akorn") / "weights" / "sudoku-akorn.safetensors"
     assert w.stat().st_size <= 10 * 1024 * 1024
-    model, record = pretrained.load_sudoku()
+    loaded = load_model("pretrained", "sudoku")
+    model, record = loaded.model, loaded.record
     assert record["config"]["model"] == "akorn" and record["training_commands"]
     assert sum(p.numel() for p in model.parameters()) > 0
 
@@ -36,31 +37,28 @@ def test_demo_and_solve_with_shipped_model(puzzle_csv):
 
 
 def test_shipped_models_run_at_their_recommended_even_t():
-    from akorn.cli.sudoku import default_steps
-
-    for name in (pretrained.SUDOKU, pretrained.SUDOKU_CPU):
-        model, record = pretrained.load_sudoku(name)
+    for name in ("pretrained:sudoku-akorn", "pretrained:c128"):
+        loaded = load_model(name, "sudoku")
+        record = loaded.record
         # These models read the board out after an even number of steps (docs/sudoku.md: period two).
-        assert default_steps(model) == record["eval_steps"] and record["eval_steps"] % 2 == 0
-        assert record["eval_steps"] != model.steps
+        assert loaded.steps == record["eval_steps"] and record["eval_steps"] % 2 == 0
+        assert record["eval_steps"] != loaded.model.steps
 
 
 def test_the_cpu_trained_model_is_shipped_beside_it():
-    assert {pretrained.SUDOKU, pretrained.SUDOKU_CPU} <= set(pretrained.names())
-    model, record = pretrained.load_sudoku(pretrained.SUDOKU_CPU)
-    assert record["config"]["channels"] == 128
-    big, _ = pretrained.load_sudoku()
+    assert {"sudoku-akorn", "sudoku-akorn-c128"} <= set(shipped_names())
+    assert load_model("pretrained:sudoku-akorn-c128").config.channels == 128  # the experiment read off its record
+    big = load_model("pretrained", "sudoku").model
     assert sum(p.numel() for p in big.parameters()) > 2_500_000  # the authors' C=512 architecture
 
 
 def test_the_tetrominoes_model_is_shipped_and_segments(tmp_path):
     import json
 
-    w = resources.files("akorn") / "weights" / f"{pretrained.TETROMINOES}.safetensors"
-    assert pretrained.TETROMINOES in pretrained.names() and w.stat().st_size <= 5 * 1024 * 1024
-    from akorn.experiments.objects.experiment import ObjectsExperiment
-
-    model, cfg, record = pretrained.load(ObjectsExperiment(), pretrained.TETROMINOES)
+    w = resources.files("akorn") / "weights" / "tetrominoes-akorn.safetensors"
+    assert "tetrominoes-akorn" in shipped_names() and w.stat().st_size <= 5 * 1024 * 1024
+    loaded = load_model("pretrained:tetrominoes", "objects")
+    cfg, record = loaded.config, loaded.record
     assert record["fp16"] and cfg.channels == 128 and record["report"]["uptile"] == 4
     r = run_cli("objects", "eval", "pretrained:tetrominoes", "--limit", "16", "--json", tmp_path / "r.json",
                 cwd=tmp_path)  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from akorn.experiments import pretrained
+from akorn.experiments.model_files import load_model
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.inference import run_akorn
 
@@ -26,7 +26,7 @@ def test_shipped_model_outputs_are_pinned(name):
     ds = sdata.generate_set(4, (25, 34), seed=11, style="unique")
     assert _grids(ds.quiz.tolist()) == PINNED["quiz"]
     want = PINNED["models"][name]
-    model, _ = pretrained.load_sudoku(name)
+    model = load_model(f"pretrained:{name}", "sudoku", compile=False).model
     model = model.double()
     torch.manual_seed(0)
     noise = torch.randn(4, 81, model.channels, dtype=torch.float64)

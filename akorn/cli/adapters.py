@@ -71,9 +71,9 @@ def cmd_eval(args):
 
     from akorn.engine.distributed import pick_device
     from akorn.engine.files import ensure_writable_dir, write_text_atomically
-    from akorn.engine.trainer import load_run
     from akorn.experiments import adapters as ad
     from akorn.experiments import photos as ph
+    from akorn.experiments.model_files import load_model
 
     if args.limit < 0:
         raise UserError(f"--limit must be 0 (all) or positive, got {args.limit}")
@@ -81,13 +81,13 @@ def cmd_eval(args):
         raise UserError(f"--uptile must be a positive factor (1: off), got {args.uptile}")
     device = pick_device(args.device)
     exp = ad.AdaptersExperiment()
-    net, cfg, ckpt = load_run(exp, args.run)
+    loaded = load_model(args.run, exp)
+    net, cfg, ckpt = loaded.model, loaded.config, loaded.source
     net = net.to(device)
     models = {"backbone": (ad.BackboneOnly(net), cfg.image_size), "backbone+adapters": (net, cfg.image_size)}
     if args.scratch:
-        from akorn.experiments.classify.experiment import ClassifyExperiment
-
-        scratch, scfg, _ = load_run(ClassifyExperiment(), args.scratch)
+        theirs = load_model(args.scratch, "classify")
+        scratch, scfg = theirs.model, theirs.config
         if scfg.model != "akorn-attn":
             raise UserError(f"--scratch: {args.scratch} is a {scfg.model} run; the comparison takes model=akorn-attn")
         models["akorn (scratch)"] = (scratch.to(device), scfg.image_size)

@@ -10,14 +10,15 @@ from pathlib import Path
 
 from akorn.cli.common import (
     DEVICE_HELP,
+    MODEL_HELP,
+    add_export_parser,
     add_quiet_option,
     run_training,
     show_progress,
     subcommands,
     train_parser,
+    write_imported,
 )
-from akorn.cli.model_files import PRETRAINED, add_export_parser, export, is_file_model
-from akorn.cli.model_files import load_model as load_model_from
 from akorn.errors import UserError
 
 
@@ -28,7 +29,7 @@ def add_parser(sub, name: str, help: str):
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="clean accuracy, PGD / AutoAttack, corruptions and calibration, image by image")
-    e.add_argument("run", help="a run folder, pretrained:cifar10, or NAME.safetensors (with NAME.json)")
+    e.add_argument("run", help=MODEL_HELP)
     e.add_argument("--data", default="", help="test images (default: the run's test split; pretrained: cifar10)")
     e.add_argument("--attack-data", default="", help="images the attacks use (default: --data), e.g. FILE.npz")
     e.add_argument("--out", default="", help="folder for report.json, report.md, reliability.png, records.jsonl")
@@ -58,7 +59,7 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_eval, extras=("classify",))
 
-    add_export_parser(s, "eval takes NAME.safetensors", cmd_export)
+    add_export_parser(s, "classify")
 
     im = s.add_parser("import", help="a checkpoint of the authors' classifier as our model (NAME.safetensors + .json)")
     im.add_argument("checkpoint", help="their ema_<epoch>.pth, model.pth or a plain state dict")
@@ -102,15 +103,6 @@ def _plan(args):
     )
 
 
-def load_model(run: str, weights: str = "ema", step: int | None = None):
-    """``(model, config, where it came from)`` of a run folder or a shipped model."""
-    from akorn.experiments import pretrained
-    from akorn.experiments.classify.experiment import ClassifyExperiment
-
-    aliases = {"cifar10": pretrained.CIFAR10}
-    return load_model_from(ClassifyExperiment(), run, aliases, use_ema=weights == "ema", step=step)
-
-
 def _test_set(spec: str, cfg, split_default: str):
     from akorn.experiments.classify import data
 
@@ -119,46 +111,23 @@ def _test_set(spec: str, cfg, split_default: str):
 
 def cmd_eval(args):
     import torch
-    from tqdm import tqdm
 
     from akorn.engine.distributed import barrier, init_distributed, pick_device
-    from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
-    from akorn.engine.records import Records, read_records
-    from akorn.experiments.classify import calibration
     from akorn.experiments.classify import evaluation as ev
+    from akorn.experiments.model_files import load_model
 
     plan = _plan(args)
-    if args.report_only and not args.resume:
-        raise UserError("--report-only reports the records of an earlier evaluation: give --resume too")
-    if args.threads < 0:
-        raise UserError(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pretrained = args.run.startswith(PRETRAINED)
-    default_out = Path("classify-eval") if is_file_model(args.run) else Path(args.run) / "robustness"
+    _check_eval_args(args)
+    loaded = load_model(args.run, "classify", weights=args.weights, step=args.step)
+    default_out = Path(args.run) / "robustness" if "run" in loaded.record else Path("classify-eval")
     out = Path(args.out) if args.out else default_out
-    model, cfg, source = load_model(args.run, args.weights, args.step)
     info, device = init_distributed(pick_device(args.device))
-    model = model.to(device)
-    default_data = "cifar10" if pretrained else (cfg.test_data or cfg.data)
-    clean_set = _test_set(args.data, cfg, default_data)
-    attack_set = _test_set(args.attack_data, cfg, args.data or default_data) if args.attack_data else clean_set
-    for name, ds in (("--data", clean_set), ("--attack-data", attack_set)):
-        if (len(ds.class_names), ds.channels, ds.size[0]) != (cfg.classes, cfg.in_channels, cfg.image_size):
-            raise UserError(
-                f"{name} {ds.source}: {len(ds.class_names)} classes of {ds.channels}-channel {ds.size[0]}px images; "
-                f"the model takes {cfg.classes} classes of {cfg.in_channels}-channel {cfg.image_size}px images"
-            )
-    if plan.corruptions:
-        from akorn.experiments.classify.corruptions import check_size
-
-        check_size(clean_set.size)
-    ensure_writable_dir(out)  # only now: bad input above leaves nothing behind
-    for f in ("report.json", "report.md", "reliability.png", "records.jsonl"):
-        check_output_file(out / f, f)
+    model, cfg = loaded.model.to(device), loaded.config
+    clean_set, attack_set = _data_sets(args, cfg, loaded)
+    _prepare_out(out, plan, clean_set)
     random = ev.is_random(model)
     header = {
-        "model": source,
+        "model": loaded.source,
         "weights": args.weights,
         "data": clean_set.source,
         "attack_data": attack_set.source,
@@ -172,22 +141,86 @@ def cmd_eval(args):
         for stale in out.glob("records.*.jsonl"):
             stale.unlink()
     barrier(info)
+    t0 = time.time()
+    records = _run_tasks(args, plan, model, device, info, own, header, random, clean_set, attack_set)
+    barrier(info)
+    if not info.is_main:
+        return
+    from akorn.engine.records import read_records
+
+    report = ev.summarize({**records.done, **_other_records(out, own, header, read_records)}, plan)
+    report.update(model=loaded.source, data=clean_set.source, attack_data=attack_set.source, random_forward=random,
+                  eot=header["eot"], seconds_this_run=round(time.time() - t0, 1),
+                  akorn_version=akorn_version(), torch_version=torch.__version__)  # fmt: skip
+    _write_report(report, out, cfg)
+
+
+def akorn_version() -> str:
+    import akorn
+
+    return akorn.__version__
+
+
+def _check_eval_args(args):
+    import torch
+
+    if args.report_only and not args.resume:
+        raise UserError("--report-only reports the records of an earlier evaluation: give --resume too")
+    if args.threads < 0:
+        raise UserError(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _data_sets(args, cfg, loaded):
+    """The clean and attack test sets, checked against what the model takes."""
+    default_data = "cifar10" if loaded.source.startswith("pretrained:") else (cfg.test_data or cfg.data)
+    clean_set = _test_set(args.data, cfg, default_data)
+    attack_set = _test_set(args.attack_data, cfg, args.data or default_data) if args.attack_data else clean_set
+    for name, ds in (("--data", clean_set), ("--attack-data", attack_set)):
+        if (len(ds.class_names), ds.channels, ds.size[0]) != (cfg.classes, cfg.in_channels, cfg.image_size):
+            raise UserError(
+                f"{name} {ds.source}: {len(ds.class_names)} classes of {ds.channels}-channel {ds.size[0]}px images; "
+                f"the model takes {cfg.classes} classes of {cfg.in_channels}-channel {cfg.image_size}px images"
+            )
+    return clean_set, attack_set
+
+
+def _prepare_out(out: Path, plan, clean_set):
+    from akorn.engine.files import check_output_file, ensure_writable_dir
+
+    if plan.corruptions:
+        from akorn.experiments.classify.corruptions import check_size
+
+        check_size(clean_set.size)
+    ensure_writable_dir(out)  # only now: bad input above leaves nothing behind
+    for f in ("report.json", "report.md", "reliability.png", "records.jsonl"):
+        check_output_file(out / f, f)
+
+
+def _run_tasks(args, plan, model, device, info, own: Path, header: dict, random: bool, clean_set, attack_set):
+    """Every image of every task this rank has not recorded yet; returns the records (closed)."""
+    import torch
+    from tqdm import tqdm
+
+    from akorn.engine.records import Records, read_records
+    from akorn.experiments.classify import evaluation as ev
+
     resume = args.resume and (own.exists() or info.is_main)
     records = Records(own, header, key="key", resume=resume)
     done = dict(records.done)
     if args.resume:
-        done.update(_other_records(out, own, header, read_records))
+        done.update(_other_records(own.parent, own, header, read_records))
     work = []
     for task, which in ev.tasks(plan):
         ds = clean_set if which in ("clean", "corruption") else attack_set
         rows = ev.task_rows(task, plan, len(clean_set), len(attack_set))
         todo = [int(i) for i in rows if f"{task}:{int(i)}" not in done]
         work.append((task, ds, [] if args.report_only else todo[info.rank :: info.world]))
-    total = sum(len(t) for _, _, t in work)
     progress = show_progress(args) and info.is_main
-    bar = tqdm(total=total, desc="images", unit="image", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=sum(len(t) for _, _, t in work), desc="images", unit="image", disable=not progress,
+               file=sys.stderr)  # fmt: skip
     predict = ev.predictor(model, device, plan.seed + info.rank)
-    t0 = time.time()
     try:
         for task, ds, todo in work:
             bar.set_description(task)
@@ -204,13 +237,13 @@ def cmd_eval(args):
     finally:
         bar.close()
         records.close()
-    barrier(info)
-    if not info.is_main:
-        return
-    report = ev.summarize({**records.done, **_other_records(out, own, header, read_records)}, plan)
-    report.update(model=source, data=clean_set.source, attack_data=attack_set.source, random_forward=random,
-                  eot=header["eot"], seconds_this_run=round(time.time() - t0, 1),
-                  akorn_version=__import__("akorn").__version__, torch_version=torch.__version__)  # fmt: skip
+    return records
+
+
+def _write_report(report: dict, out: Path, cfg):
+    from akorn.engine.files import write_text_atomically
+    from akorn.experiments.classify import calibration
+
     table = format_report(report)
     write_text_atomically(out / "report.json", json.dumps(report, indent=1) + "\n")
     write_text_atomically(out / "report.md", table + "\n")
@@ -254,24 +287,7 @@ def format_report(r: dict) -> str:
 
 
 def cmd_import(args):
-    from akorn.engine.checkpoint import save_weights
-    from akorn.engine.config import resolve, to_dict
-    from akorn.engine.files import check_output_file, write_text_atomically
-    from akorn.experiments.classify.authors import load_authors_checkpoint
-    from akorn.experiments.classify.experiment import ClassifyConfig, ClassifyExperiment
+    from akorn.experiments.model_files import load_model
 
-    weights = check_output_file(args.out + ".safetensors", "weights file")
-    record_file = check_output_file(args.out + ".json", "record file")
-    sd, fields = load_authors_checkpoint(args.checkpoint)
-    cfg = resolve(ClassifyConfig, [f"{k}={v}" for k, v in fields.items()], None, {})
-    model = ClassifyExperiment().build_model(cfg)
-    model.load_state_dict(sd)
-    save_weights(model.state_dict(), weights)
-    record = {"experiment": "classify", "config": to_dict(cfg), "source": f"the authors' checkpoint {args.checkpoint}"}
-    write_text_atomically(record_file, json.dumps(record, indent=1) + "\n")
-    print(f"written: {weights}, {record_file}")
-
-
-def cmd_export(args):
-    model, cfg, source = load_model(args.run)
-    export(args, "classify", model, cfg, source)
+    loaded = load_model(args.checkpoint, "classify")
+    write_imported(loaded, args.out, f"the authors' checkpoint {args.checkpoint}")

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 
+MODEL_HELP = "a run folder, pretrained[:NAME], NAME.safetensors (with NAME.json) or a .pth of the authors' code"
 DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (a GPU when there is one; default)"
 _WORD = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)=(.*)$", re.S)
 
@@ -167,3 +168,52 @@ def run_training(args, experiment):
     run = train(experiment, cfg, resume=args.resume)
     if is_first_process():
         print(f"run folder: {run}")
+
+
+def add_export_parser(sub, experiment: str):
+    """``akorn EXPERIMENT export``: the same flags for every experiment."""
+    x = sub.add_parser("export", help="a run's EMA weights and JSON record as a stored model")
+    x.add_argument("run", help="run folder")
+    x.add_argument("--out", required=True, help="NAME: writes NAME.safetensors and NAME.json")
+    x.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="storage type of the floating-point weights (fp16 halves the file; loading casts back)",
+    )
+    x.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help=f"an eval report (from 'akorn {experiment} eval --json') to keep in the record; may repeat",
+    )
+    x.add_argument("--summary", default="", help="one line describing the model")
+    x.add_argument(
+        "--eval-steps",
+        type=int,
+        default=0,
+        metavar="T",
+        renamed_from=("--test-steps",),
+        help="recommended Kuramoto steps at test time, recorded for eval and solve (0: the training T)",
+    )
+    x.set_defaults(func=cmd_export, experiment=experiment)
+    return x
+
+
+def cmd_export(args):
+    from akorn.experiments.model_files import export_model
+
+    weights, record = export_model(args.run, args.experiment, args.out, dtype=args.dtype, evals=args.eval,
+                                   summary=args.summary, eval_steps=args.eval_steps)  # fmt: skip
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {record}")
+
+
+def write_imported(loaded, out: str, summary: str, eval_steps: int = 0):
+    """Store a model converted from the authors' code as ``out``.safetensors + ``out``.json."""
+    from akorn.experiments.model_files import write_model
+
+    record = {"imported_from": loaded.source, "summary": summary, "eval_steps": eval_steps or loaded.steps}
+    weights, record_file = write_model(loaded.model, loaded.config, loaded.experiment.name, out, record)
+    print(f"wrote {weights} and {record_file}: {summary}; evaluate it with "
+          f"akorn {loaded.experiment.name} eval {weights}")  # fmt: skip

@@ -12,18 +12,18 @@ def add_parser(sub, name: str, help: str):
 
 def cmd_demo(args):
     from akorn.errors import UserError
-    from akorn.experiments import pretrained
+    from akorn.experiments.model_files import load_model
     from akorn.experiments.sudoku import data as sdata
+    from akorn.experiments.sudoku.data import format_grid
     from akorn.experiments.sudoku.inference import accuracy, predict
-    from akorn.experiments.sudoku.loading import default_steps, format_grid
     from akorn.experiments.sudoku.solver import is_valid_solution
 
     if args.n < 1:
         raise UserError(f"--n must be a positive number of puzzles, got {args.n}")
-    model, record = pretrained.load_sudoku()
-    print(f"shipped Sudoku AKOrN: {record.get('summary', '')}")
+    loaded = load_model("pretrained", "sudoku", compile=False)
+    print(f"shipped Sudoku AKOrN: {loaded.record.get('summary', '')}")
     ds = sdata.generate_set(args.n, (31, 42), seed=args.seed, style="satnet")
-    pred = predict(model, ds.quiz, steps=default_steps(model), candidates=16, select="valid", seed=args.seed)
+    pred = predict(loaded.model, ds.quiz, steps=loaded.steps, candidates=16, select="valid", seed=args.seed)
     for q, p in zip(ds.quiz.tolist(), pred.digits.tolist()):
         print("puzzle:")
         print(format_grid(q))

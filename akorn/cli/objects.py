@@ -11,14 +11,15 @@ import numpy as np
 
 from akorn.cli.common import (
     DEVICE_HELP,
+    MODEL_HELP,
+    add_export_parser,
     add_quiet_option,
     run_training,
     show_progress,
     subcommands,
     train_parser,
+    write_imported,
 )
-from akorn.cli.model_files import add_export_parser, export, is_file_model
-from akorn.cli.model_files import load_model as load_model_from
 from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
 from akorn.errors import UserError
 
@@ -29,7 +30,7 @@ def add_parser(sub, name: str, help: str):
     t = train_parser(s, "train", "SimCLR training (e.g. preset=cpu data=tetrominoes)")
     t.set_defaults(func=cmd_train, extras=("objects",))
     e = s.add_parser("eval", help="FG-ARI and MBO of a run's masks on its test split, plus a figure grid")
-    e.add_argument("run", help="a run folder, pretrained:tetrominoes, or NAME.safetensors (with NAME.json)")
+    e.add_argument("run", help=MODEL_HELP)
     e.add_argument("--uptile", type=int, default=1, help="up-tiling factor (1: off; 4 in the paper)")
     e.add_argument(
         "--uptile-noise",
@@ -62,11 +63,11 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("overrides", nargs="*")
     e.set_defaults(func=cmd_eval, extras=("objects",))
 
-    add_export_parser(s, "eval and viz take NAME.safetensors", cmd_export)
+    add_export_parser(s, "objects")
 
-    im = s.add_parser("import", help="make a run folder from an object-discovery checkpoint of the authors' code")
+    im = s.add_parser("import", help="store an object-discovery checkpoint of the authors' code as a model")
     im.add_argument("checkpoint", help="their ema_<epoch>.pth, ema_model.pth or model.pth")
-    im.add_argument("--out", required=True, help="the run folder to write (eval and viz take it)")
+    im.add_argument("--out", required=True, help="NAME: writes NAME.safetensors and NAME.json (eval and viz take it)")
     im.add_argument("--steps", type=int, default=8, help="T their model ran with (their --T; default 8)")
     im.add_argument("--data", default="tetrominoes", help="the data its evaluations use (a name, .npz or folder)")
     im.add_argument(
@@ -108,19 +109,13 @@ def save_grid(images, gt, pred, path: Path, rows: int = 8):
 
 def cmd_eval(args):
     from akorn.engine.distributed import pick_device
-    from akorn.experiments.objects.experiment import ObjectsExperiment, evaluate_masks
-    from akorn.experiments.objects.metrics import scores_by_contact
+    from akorn.experiments.model_files import load_model
+    from akorn.experiments.objects.experiment import ObjectsExperiment
 
-    if args.limit < 0:
-        raise UserError(f"--limit must be 0 (all) or a positive number of images, got {args.limit}")
-    if args.uptile < 1:
-        raise UserError(f"--uptile must be a positive factor (1: off), got {args.uptile}")
-    for path, what in ((args.json, "--json file"), (args.figure, "--figure"), (args.records, "--records file")):
-        if path:
-            check_output_file(path, what)
+    _check_eval_args(args)
     exp = ObjectsExperiment()
-    model, cfg, ckpt = load_model(args.run, args.overrides, args.weights, args.step)
-    model = model.to(pick_device(args.device))
+    loaded = load_model(args.run, exp, words=args.overrides, weights=args.weights, step=args.step)
+    model, cfg = loaded.model.to(pick_device(args.device)), loaded.config
     ds = exp.test_data(cfg)
     if args.limit:
         ds = ds[: args.limit]
@@ -128,12 +123,37 @@ def cmd_eval(args):
     h = model.grid[0] * max(1, args.uptile)
     if k > h * h:
         raise UserError(f"k={k} clusters is more than the {h * h} patches of the feature map")
+    settings = {"checkpoint": loaded.source, "weights": args.weights, "k": k, "uptile": args.uptile,
+                "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align}  # fmt: skip
+    t0 = time.time()
+    aris, mbos, preds = _score(args, model, cfg, ds, k, settings)
+    rep = _report(args, model, cfg, ds, aris, mbos, settings, time.time() - t0)
+    _print_report(rep, cfg, k, args.uptile)
+    where = Path("objects-eval") if "run" not in loaded.record else Path(args.run)
+    fig = Path(args.figure) if args.figure else ensure_writable_dir(where) / f"masks-x{args.uptile}.png"
+    save_grid(ds.images, ds.masks, preds, fig)
+    print(f"figure: {fig}")
+    if args.json:
+        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
+
+
+def _check_eval_args(args):
+    if args.limit < 0:
+        raise UserError(f"--limit must be 0 (all) or a positive number of images, got {args.limit}")
+    if args.uptile < 1:
+        raise UserError(f"--uptile must be a positive factor (1: off), got {args.uptile}")
+    for path, what in ((args.json, "--json file"), (args.figure, "--figure"), (args.records, "--records file")):
+        if path:
+            check_output_file(path, what)
+
+
+def _score(args, model, cfg, ds, k: int, settings: dict):
+    """Per-image FG-ARI and MBO and the predicted masks, with a progress bar and per-image records."""
     from tqdm import tqdm
 
     from akorn.engine.records import Records
+    from akorn.experiments.objects.experiment import evaluate_masks
 
-    settings = {"checkpoint": str(ckpt), "weights": args.weights, "k": k, "uptile": args.uptile,
-                "uptile_noise": args.uptile_noise, "uptile_align": args.uptile_align}  # fmt: skip
     records = Records(args.records, {"run": args.run, **settings}) if args.records else None
     bar = tqdm(total=len(ds), desc="images", unit="image", disable=not show_progress(args), file=sys.stderr)
 
@@ -144,27 +164,26 @@ def cmd_eval(args):
         bar.update(len(aris))
         bar.set_postfix(fg_ari=f"{100 * np.nanmean(aris):.1f}")
 
-    t0 = time.time()
     try:
-        aris, mbos, preds = evaluate_masks(
-            model,
-            ds,
-            k,
-            args.method or cfg.cluster_method,
-            args.uptile,
-            seed=cfg.seed,
-            uptile_noise=args.uptile_noise,
-            uptile_align=args.uptile_align,
-            on_batch=on_batch,
-        )
+        return evaluate_masks(model, ds, k, args.method or cfg.cluster_method, args.uptile, seed=cfg.seed,
+                              uptile_noise=args.uptile_noise, uptile_align=args.uptile_align,
+                              on_batch=on_batch)  # fmt: skip
     except ValueError as e:
         raise UserError(str(e)) from None
     finally:
         bar.close()
         if records is not None:
             records.close()
+
+
+def _report(args, model, cfg, ds, aris, mbos, settings: dict, seconds: float) -> dict:
+    import torch
+
+    import akorn
+    from akorn.experiments.objects.metrics import scores_by_contact
+
     data = f"{cfg.data} ({cfg.tetromino_layout})" if cfg.data == "tetrominoes" else cfg.data
-    rep = {
+    return {
         **settings,
         "run": args.run,
         "data": data,
@@ -173,16 +192,19 @@ def cmd_eval(args):
         "seed": cfg.seed,
         "method": args.method or cfg.cluster_method,
         "device": str(next(model.parameters()).device),
-        "akorn_version": __import__("akorn").__version__,
-        "torch_version": __import__("torch").__version__,
+        "akorn_version": akorn.__version__,
+        "torch_version": torch.__version__,
         "fg_ari_mean": float(np.nanmean(aris)),
         "fg_ari_std": float(np.nanstd(aris)),
         "mbo_mean": float(np.nanmean(mbos)),
         "mbo_std": float(np.nanstd(mbos)),
-        "seconds": round(time.time() - t0, 1),
+        "seconds": round(seconds, 1),
         "fg_ari_by_contact": scores_by_contact(ds.masks.numpy(), ds.images.numpy(), aris),
     }
-    print(f"{cfg.model} on {data} ({len(ds)} test images, k={k}, up-tiling x{args.uptile}):")
+
+
+def _print_report(rep: dict, cfg, k: int, uptile: int):
+    print(f"{cfg.model} on {rep['data']} ({rep['images']} test images, k={k}, up-tiling x{uptile}):")
     print(
         f"FG-ARI {100 * rep['fg_ari_mean']:.1f} ± {100 * rep['fg_ari_std']:.1f}   "
         f"MBO {100 * rep['mbo_mean']:.1f} ± {100 * rep['mbo_std']:.1f}"
@@ -195,49 +217,16 @@ def cmd_eval(args):
             if g["images"]
         )
     )
-    where = Path("objects-eval") if is_file_model(args.run) else Path(args.run)
-    fig = Path(args.figure) if args.figure else ensure_writable_dir(where) / f"masks-x{args.uptile}.png"
-    save_grid(ds.images, ds.masks, preds, fig)
-    print(f"figure: {fig}")
-    if args.json:
-        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
-
-
-def load_model(source: str, words=None, weights: str = "ema", step: int | None = None):
-    """``(model, config, where it came from)``: a run folder, pretrained:tetrominoes or NAME.safetensors."""
-    from akorn.experiments import pretrained
-    from akorn.experiments.objects.experiment import ObjectsExperiment
-
-    aliases = {"tetrominoes": pretrained.TETROMINOES}
-    return load_model_from(ObjectsExperiment(), source, aliases, words, use_ema=weights == "ema", step=step)
-
-
-def cmd_export(args):
-    model, cfg, source = load_model(args.run)
-    export(args, "objects", model, cfg, source)
 
 
 def cmd_import(args):
-    from akorn.engine import checkpoint as ck
-    from akorn.engine.config import from_dict
-    from akorn.engine.trainer import RunFolder
-    from akorn.experiments.objects.authors import load_authors_checkpoint
-    from akorn.experiments.objects.experiment import ObjectsConfig, ObjectsExperiment
+    from akorn.experiments.model_files import load_model
 
-    out = Path(args.out)
-    if ck.list_checkpoints(out / "checkpoints"):
-        raise UserError(f"run folder {out} already has checkpoints; give another --out")
-    weights, fields = load_authors_checkpoint(args.checkpoint, args.image_size)
-    cfg = from_dict(ObjectsConfig, dict(fields, steps=args.steps, data=args.data, ema_decay=0.0), args.checkpoint)
-    model = ObjectsExperiment().build_model(cfg)
-    model.load_state_dict(weights)  # every key and shape was checked by the conversion
-    run = RunFolder(out)
-    ensure_writable_dir(out)
-    run.write_config("objects", cfg)
-    meta = {"experiment": "objects", "imported_from": str(args.checkpoint), "config": vars(cfg)}
-    ck.save_checkpoint(run.checkpoints, 0, model.state_dict(), None, None, meta)
-    print(f"wrote the run folder {out} ({fields['coupling']} coupling, C={fields['channels']}, {fields['layers']} "
-          f"layer(s), T={args.steps}); evaluate it with akorn objects eval {out}")  # fmt: skip
+    words = [f"steps={args.steps}", f"data={args.data}"] + [f"image_size={args.image_size}"] * bool(args.image_size)
+    loaded = load_model(args.checkpoint, "objects", words=words)
+    f = loaded.config
+    write_imported(loaded, args.out, f"imported from the authors' code ({Path(args.checkpoint).name}): "
+                   f"{f.coupling} coupling, C={f.channels}, {f.layers} layer(s), T={f.steps}")  # fmt: skip
 
 
 def _number(x) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -10,35 +9,45 @@ from pathlib import Path
 
 import torch
 
+import akorn
 from akorn.cli.common import (
     DEVICE_HELP,
+    add_export_parser,
     add_quiet_option,
     run_training,
     show_progress,
     subcommands,
     train_parser,
+    write_imported,
 )
 from akorn.engine.files import (
     check_output_file,
     decode_lines,
     ensure_writable_dir,
-    read_json,
     read_text_lines,
     write_text_atomically,
 )
 from akorn.errors import UserError
+from akorn.experiments.model_files import load_model
+from akorn.experiments.sudoku.data import format_grid
 from akorn.experiments.sudoku.inference import SELECTS
-from akorn.experiments.sudoku.loading import default_steps, format_grid, load_model
 from akorn.extras import install_hint
 
 
 def add_parser(sub, name: str, help: str):
     p = sub.add_parser(name, help=help)
     s = subcommands(p)
+    train_parser(s, "train", "train a Sudoku model (e.g. preset=cpu epochs=5)").set_defaults(func=cmd_train)
+    _add_eval(s)
+    _add_solve(s)
+    _add_generate(s)
+    _add_download(s)
+    _add_import(s)
+    add_export_parser(s, "sudoku")
+    _add_extension(s)
 
-    t = train_parser(s, "train", "train a Sudoku model (e.g. preset=cpu epochs=5)")
-    t.set_defaults(func=cmd_train)
 
+def _add_eval(s):
     e = s.add_parser("eval", help="evaluate a run's checkpoint (EMA weights) from its folder alone")
     e.add_argument("run", help="run folder, or 'pretrained' for the shipped model ('pretrained:NAME' for another)")
     e.add_argument("--data", required=True, help="CSV, SATNet/RRN folder or generate:N:LO-HI[:SEED[:STYLE]]")
@@ -80,6 +89,8 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("overrides", nargs="*", help="key=value overrides of the run's config (rarely needed)")
     e.set_defaults(func=cmd_eval)
 
+
+def _add_solve(s):
     v = s.add_parser("solve", help="solve puzzles (81 chars, 0 or . for blanks) from arguments, --file or stdin")
     v.add_argument("puzzles", nargs="*")
     v.add_argument("--file", help="file of puzzles, one a line ('-' for stdin)")
@@ -93,6 +104,8 @@ def add_parser(sub, name: str, help: str):
     v.add_argument("--device", default="auto", help=DEVICE_HELP)
     v.set_defaults(func=cmd_solve)
 
+
+def _add_generate(s):
     g = s.add_parser("generate", help="generate puzzles with unique solutions as quiz,solution CSV")
     g.add_argument("n", type=int)
     g.add_argument("--givens", default="31-42", help="range of clue counts, e.g. 31-42 (SATNet) or 17-34 (RRN)")
@@ -107,11 +120,15 @@ def add_parser(sub, name: str, help: str):
     g.add_argument("--out", required=True, help="output CSV (.csv, .csv.xz or .csv.gz)")
     g.set_defaults(func=cmd_generate)
 
+
+def _add_download(s):
     d = s.add_parser("download", help="download the SATNet or RRN data set (needs internet)")
     d.add_argument("name", choices=["satnet", "rrn"])
     d.add_argument("--data-dir", default="data")
     d.set_defaults(func=cmd_download)
 
+
+def _add_import(s):
     im = s.add_parser(
         "import", help="convert a Sudoku AKOrN checkpoint of the authors' code (ema_*.pth) into a stored model"
     )
@@ -121,33 +138,8 @@ def add_parser(sub, name: str, help: str):
     im.add_argument("--eval-steps", type=int, default=0, metavar="T", help="recommended T at test time (0: --steps)")
     im.set_defaults(func=cmd_import)
 
-    xp = s.add_parser("export", help="write a run's EMA weights as a shippable safetensors + JSON model")
-    xp.add_argument("run")
-    xp.add_argument("--out", required=True, help="output path without extension, e.g. akorn/weights/sudoku-akorn")
-    xp.add_argument(
-        "--eval",
-        action="append",
-        default=[],
-        metavar="JSON",
-        help="eval reports (from 'akorn sudoku eval --json') to record with the weights",
-    )
-    xp.add_argument("--summary", default="", help="one line describing the model, printed by the demo")
-    xp.add_argument(
-        "--eval-steps",
-        type=int,
-        default=0,
-        metavar="T",
-        renamed_from=("--test-steps",),
-        help="recommended Kuramoto steps at test time, recorded for solve, demo and eval (0: the training T)",
-    )
-    xp.add_argument(
-        "--dtype",
-        choices=["fp32", "fp16"],
-        default="fp32",
-        help="storage type of the floating-point weights (fp16 halves the file; loading casts back)",
-    )
-    xp.set_defaults(func=cmd_export)
 
+def _add_extension(s):
     x = s.add_parser("extension", help="board accuracy against T_eval for one or more runs (table and plot)")
     x.add_argument("runs", nargs="+", help="run folders (or 'pretrained')")
     x.add_argument("--data", required=True)
@@ -220,10 +212,7 @@ def check_inference_args(args):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
-    for name in ("limit", "per_givens"):
-        v = getattr(args, name, 0)
-        if v < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be 0 (all) or a positive number of boards, got {v}")
+    check_board_counts(getattr(args, "limit", 0), getattr(args, "per_givens", 0))
     if getattr(args, "stable", 0) < 0:
         raise UserError(f"--stable must be 0 (off) or a positive number of steps, got {args.stable}")
     tol = getattr(args, "tol", 0.0)
@@ -231,10 +220,16 @@ def check_inference_args(args):
         raise UserError(f"--tol must be 0 (off) or a positive number, got {tol}")
 
 
-def _inference_options(args, model) -> dict:
+def check_board_counts(limit: int, per_givens: int):
+    for name, v in (("limit", limit), ("per-givens", per_givens)):
+        if v < 0:
+            raise UserError(f"--{name} must be 0 (all) or a positive number of boards, got {v}")
+
+
+def _inference_options(args, recommended_steps: int) -> dict:
     """``predict``'s options from the command line (``solve`` has no --energy, --chunk or --precision)."""
     return dict(
-        steps=args.steps or default_steps(model),
+        steps=args.steps or recommended_steps,
         candidates=args.candidates,
         select=args.select,
         energy_reduce=getattr(args, "energy", "sum"),
@@ -270,13 +265,18 @@ def cmd_eval(args):
     records_path = _records_path(args)
     if args.resume and records_path is None:
         raise UserError("--resume needs the records of the interrupted evaluation: give --records FILE or --json")
-    model, record = load_model(args.run, args.overrides, args.compile, args.device, args.step, with_record=True)
+    loaded = load_model(args.run, "sudoku", words=args.overrides, compile=args.compile, device=args.device,
+                        step=args.step)  # fmt: skip
+    model = loaded.model
+    record = {**loaded.describe(), "model": loaded.config.model}
+    if "run" in loaded.record:
+        record["config"] = vars(loaded.config)
     ds = sdata.load(args.data, args.split)
     if args.per_givens:
         ds = sdata.stratified(ds, args.per_givens)
     if args.limit:
         ds = ds[: args.limit]
-    options = _inference_options(args, model)
+    options = _inference_options(args, loaded.steps)
     data_path = Path(args.data)
     header = {
         "model": args.run,
@@ -305,10 +305,16 @@ def cmd_eval(args):
         device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         cpu=platform.processor() or platform.machine(),
         threads=torch.get_num_threads(),
-        akorn_version=__import__("akorn").__version__,
+        akorn_version=akorn.__version__,
         torch_version=torch.__version__,
         records=str(records_path) if records_path else None,
     )
+    _print_report(rep, items, ds, args)
+    if args.json:
+        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
+
+
+def _print_report(rep: dict, items: list, ds, args):
     print(
         f"boards {rep['boards']}  steps={rep['steps']}  candidates={rep['candidates']}  select={rep['select']}  "
         f"({rep['seconds']} s, {rep['mean_steps_run']:.1f} steps per start)"
@@ -330,8 +336,6 @@ def cmd_eval(args):
             answer = format_grid([int(d) for d in it["digits"]]).splitlines()
             truth = format_grid(ds.solution[i].tolist()).splitlines()
             print("\n".join(f"{a}    {b}" for a, b in zip(answer, truth)))
-    if args.json:
-        write_text_atomically(args.json, json.dumps(rep, indent=2), "--json file")
 
 
 def cmd_solve(args):
@@ -360,8 +364,8 @@ def cmd_solve(args):
     good = [g for g in grids if g is not None]
     digits = None
     if good:
-        model, _ = load_model(args.model, device=args.device)
-        digits = predict(model, torch.tensor(good), **_inference_options(args, model)).digits.tolist()
+        loaded = load_model(args.model, "sudoku", compile=False, device=args.device)
+        digits = predict(loaded.model, torch.tensor(good), **_inference_options(args, loaded.steps)).digits.tolist()
     it = iter(digits or [])
     n_bad = 0
     for i, (g, err) in enumerate(zip(grids, errors), 1):
@@ -413,7 +417,7 @@ def cmd_extension(args):
         ts = [int(t) for t in args.steps.split(",")]
     except ValueError:
         raise UserError(f"--steps must be comma-separated positive integers, got {args.steps!r}") from None
-    check_inference_args(argparse.Namespace(limit=args.limit, per_givens=args.per_givens))
+    check_board_counts(args.limit, args.per_givens)
     if min(ts) < 1 or args.chunk < 1:
         raise UserError(f"--steps values and --chunk must be positive, got --steps {args.steps} --chunk {args.chunk}")
     ds = sdata.load(args.data, args.split)
@@ -424,8 +428,9 @@ def cmd_extension(args):
     out = ensure_writable_dir(args.out)
     results, cells = {}, {}
     for spec in args.runs:
-        model, kind = load_model(spec, device=args.device)
-        label = f"{kind} ({Path(spec).name})"
+        loaded = load_model(spec, "sudoku", compile=False, device=args.device)
+        model = loaded.model
+        label = f"{loaded.config.model} ({Path(spec).name})"
         results[label], cells[label] = {}, {}
         for T in ts:
             items = evaluate_boards(
@@ -467,80 +472,10 @@ def cmd_extension(args):
 
 
 def cmd_import(args):
-    from akorn.engine.checkpoint import save_weights
-    from akorn.engine.config import from_dict
-    from akorn.experiments.sudoku.authors import load_authors_checkpoint
-    from akorn.experiments.sudoku.experiment import SudokuConfig, SudokuExperiment
-
     if args.steps < 1 or args.eval_steps < 0:
         raise UserError(f"--steps must be positive and --eval-steps non-negative, got {args.steps}, {args.eval_steps}")
-    out = Path(args.out)
-    check_output_file(Path(str(out) + ".safetensors"), "--out")
-    weights, arch = load_authors_checkpoint(args.checkpoint)
-    cfg = from_dict(SudokuConfig, dict(arch, steps=args.steps, model="akorn"), args.checkpoint)
-    model = SudokuExperiment().build_model(cfg)
-    model.load_state_dict(weights)  # every key and shape was checked by the conversion
-    record = {
-        "config": vars(cfg),
-        "imported_from": str(args.checkpoint),
-        "summary": f"imported from the authors' code ({Path(args.checkpoint).name}): C={arch['channels']}, "
-        f"N={arch['n']}, {arch['heads']} heads, T={args.steps}",
-        "eval_steps": args.eval_steps or args.steps,
-    }
-    save_weights(model.state_dict(), str(out) + ".safetensors")
-    write_text_atomically(str(out) + ".json", json.dumps(record, indent=2), "model record")
-    print(f"wrote {out}.safetensors and {out}.json: {record['summary']}; evaluate it with "
-          f"akorn sudoku eval {out}.safetensors --data FILE")  # fmt: skip
-
-
-def cmd_export(args):
-    from akorn.engine.checkpoint import checkpoint_step, save_weights
-    from akorn.engine.trainer import RunFolder, load_run
-    from akorn.experiments.sudoku.experiment import SudokuExperiment
-
-    if args.eval_steps < 0:
-        raise UserError(f"--eval-steps must be positive (or 0 for the training T), got {args.eval_steps}")
-    model, cfg, ckpt = load_run(SudokuExperiment(), args.run, ["compile=false"])
-    run = RunFolder(Path(args.run))
-    metrics = run.read_metrics()
-    # Only the steps up to the exported checkpoint: a run may have gone on after it.
-    saved_step = checkpoint_step(ckpt)
-    train_secs = sum(
-        m.get("sec_per_step", 0) * cfg.log_every
-        for m in metrics
-        if m.get("split") == "train" and m.get("step", 0) <= saved_step
-    )
-    # A fine-tuned run records the run it started from, so the lineage of shipped weights is complete.
-    lineage = []
-    init = cfg.init
-    while init:
-        base = Path(init)
-        base = base if (base / "command.txt").exists() else base.parent.parent  # a checkpoint folder's run
-        commands = base / "command.txt"
-        if not commands.exists():
-            lineage.append({"init": init, "training_commands": []})
-            break
-        lineage.append({"init": init, "training_commands": commands.read_text().splitlines()})
-        base_cfg = base / "config.json"
-        init = json.loads(base_cfg.read_text()).get("config", {}).get("init", "") if base_cfg.exists() else ""
-    record = {
-        "config": {k: v for k, v in vars(cfg).items()},
-        "checkpoint": ckpt.name,
-        "training_commands": (run.path / "command.txt").read_text().splitlines()
-        if (run.path / "command.txt").exists()
-        else [],
-        "training_seconds_logged": round(train_secs),
-        "initialised_from": lineage,
-        "evaluations": [read_json(Path(p), "--eval report") for p in args.eval],
-        "summary": args.summary,
-        "stored_dtype": args.dtype,
-        "eval_steps": args.eval_steps or cfg.steps,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    store = torch.float16 if args.dtype == "fp16" else torch.float32
-    save_weights({k: v.to(store) if v.is_floating_point() else v for k, v in model.state_dict().items()},
-                 str(out) + ".safetensors")  # fmt: skip
-    write_text_atomically(str(out) + ".json", json.dumps(record, indent=2), "model record")
-    size = Path(str(out) + ".safetensors").stat().st_size
-    print(f"wrote {out}.safetensors ({size / 1e6:.1f} MB) and {out}.json")
+    loaded = load_model(args.checkpoint, "sudoku", words=[f"steps={args.steps}"], compile=False)
+    c = loaded.config
+    summary = (f"imported from the authors' code ({Path(args.checkpoint).name}): C={c.channels}, N={c.n}, "
+               f"{c.heads} heads, T={c.steps}")  # fmt: skip
+    write_imported(loaded, args.out, summary, args.eval_steps)

@@ -172,8 +172,8 @@ def cmd_waves(args):
 
 
 def cmd_sudoku(args):
+    from akorn.experiments.model_files import load_model
     from akorn.experiments.sudoku import data as sdata
-    from akorn.experiments.sudoku.loading import default_steps, load_model
     from akorn.experiments.sudoku.models import SudokuAKOrN
     from akorn.experiments.sudoku.solver import solve
     from akorn.viz import media, plots
@@ -188,13 +188,14 @@ def cmd_sudoku(args):
         quiz = torch.tensor(grids[0])
     else:
         quiz = sdata.generate_set(1, (30, 34), seed=args.seed).quiz[0].long()
-    model, _ = load_model(args.model)
+    loaded = load_model(args.model, "sudoku", compile=False)
+    model = loaded.model
     if not isinstance(model, SudokuAKOrN):
         raise UserError("oscillator videos need an AKOrN model, not a baseline")
     sols = solve(quiz.tolist(), limit=1)
     solution = torch.tensor(sols[0]) if sols else None
     out = ensure_writable_dir(args.out)
-    states, digits, energies = trace_board(model, quiz, args.steps or default_steps(model), args.seed)
+    states, digits, energies = trace_board(model, quiz, args.steps or loaded.steps, args.seed)
     colours = _colour(states, "pca", model.n)
     frames = render_frames(colours, digits, quiz, solution, energies)
     media.write_gif(frames, out / "sudoku.gif", args.fps)
@@ -255,13 +256,14 @@ def cmd_accuracy(args):
 
 
 def cmd_adapters(args):
-    from akorn.engine.trainer import load_run
-    from akorn.experiments.adapters import AdaptersExperiment, resize
+    from akorn.experiments.adapters import resize
+    from akorn.experiments.model_files import load_model
     from akorn.experiments.objects.masks import cluster_features, upsample_labels
     from akorn.viz import media
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
-    net, cfg, _ = load_run(AdaptersExperiment(), args.run)
+    loaded = load_model(args.run, "adapters")
+    net, cfg = loaded.model, loaded.config
     if args.image:
         from PIL import Image
 
@@ -299,7 +301,7 @@ def cmd_adapters(args):
 
 
 def cmd_objects(args):
-    from akorn.cli.objects import load_model
+    from akorn.experiments.model_files import load_model
     from akorn.experiments.objects.experiment import ObjectsExperiment, to_float_images
     from akorn.experiments.objects.masks import cluster_features, upsample_labels
     from akorn.experiments.objects.models import ImageAKOrN
@@ -307,7 +309,8 @@ def cmd_objects(args):
     from akorn.viz.object_viz import masks_over_steps, state_frames
 
     exp = ObjectsExperiment()
-    model, cfg, _ = load_model(args.run, ["compile=false"])
+    loaded = load_model(args.run, exp, compile=False)
+    model, cfg = loaded.model, loaded.config
     if not isinstance(model, ImageAKOrN):
         raise UserError("state videos need an AKOrN model, not a baseline")
     ds = exp.test_data(cfg)

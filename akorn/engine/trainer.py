@@ -126,6 +126,8 @@ class Experiment(abc.ABC):
     fields_of_older_runs: dict[str, Any] = {}
     # True when the model compiles its own parts under ``compile=true`` (the trainer then leaves it whole)
     handles_compile: bool = False
+    # Short names of its shipped models for ``pretrained:NAME`` ("" is what ``pretrained`` alone means)
+    pretrained: dict[str, str] = {}
 
     @abc.abstractmethod
     def build_model(self, cfg) -> nn.Module:
@@ -142,6 +144,11 @@ class Experiment(abc.ABC):
     def evaluate(self, model: nn.Module, cfg, device: torch.device) -> dict:
         """Metrics of the model on held-out data, logged with ``split: eval`` (none by default)."""
         return {}
+
+    def from_authors_checkpoint(self, path: str, words: list[str]) -> tuple[dict, Any]:
+        """Our state dict and config for a checkpoint file of the authors' code; ``words`` set the
+        config fields their file does not record."""
+        raise UserError(f"akorn {self.name} has no converter for checkpoints of the authors' code")
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:

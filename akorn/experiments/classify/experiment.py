@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from akorn.engine.config import check_choice, check_ranges, require
+from akorn.engine.config import check_choice, check_ranges, require, resolve
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
 from akorn.experiments.classify import augment as aug
@@ -189,6 +189,13 @@ class ClassifyExperiment(Experiment):
     config_cls = ClassifyConfig
     presets = PRESETS
     handles_compile = True  # the Kuramoto layers compile their own step; the baselines compile whole
+    pretrained = {"": "cifar10-akorn", "cifar10": "cifar10-akorn"}
+
+    def from_authors_checkpoint(self, path: str, words: list[str]):
+        from akorn.experiments.classify.authors import load_authors_checkpoint
+
+        sd, fields = load_authors_checkpoint(path)
+        return sd, resolve(ClassifyConfig, [f"{k}={v}" for k, v in fields.items()] + list(words), None, {})
 
     def __init__(self):
         self._cache = {}

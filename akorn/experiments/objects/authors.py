@@ -34,27 +34,7 @@ def convert(sd: dict, image_size: int = 0) -> tuple[dict, dict]:
     omega_shape = tuple(sd["layers.0.0.omg.omg_param"].shape) if "layers.0.0.omg.omg_param" in sd else None
     omega = {None: "identity", (2,): "global", (C // 2, 2): "per_pair"}.get(omega_shape)
     c_norm = "gn" if "layers.0.0.c_norm.weight" in sd else "none"
-    expected = {
-        "gamma",
-        "patchfy.1.weight",
-        "patchfy.1.bias",
-        "out.3.weight",
-        "out.3.bias",
-        "out.5.weight",
-        "out.5.bias",
-    }
-    for layer in range(L):
-        k = f"layers.{layer}.0"
-        if attn:
-            expected |= {f"{k}.connectivity.{a}" for a in ATTENTION_KEYS}
-        else:
-            expected |= {f"{k}.connectivity.weight", f"{k}.connectivity.bias"}
-        if omega != "identity":
-            expected.add(f"{k}.omg.omg_param")
-        if c_norm == "gn":
-            expected |= {f"{k}.c_norm.weight", f"{k}.c_norm.bias"}
-        expected |= {f"layers.{layer}.1.invconv.weight", f"layers.{layer}.1.invconv.bias", f"layers.{layer}.1.bias"}
-    check_keys(sd, expected, WHAT)
+    check_keys(sd, _expected_keys(L, attn, omega, c_norm), WHAT)
     if omega is None:
         raise UserError(f"not {WHAT}: omg_param has shape {omega_shape}")
     if attn:
@@ -77,6 +57,39 @@ def convert(sd: dict, image_size: int = 0) -> tuple[dict, dict]:
             expect[f"layers.{layer}.0.connectivity.weight"] = (C, C, kernel, kernel)
     check_shapes(sd, expect, WHAT)
 
+    ours = _our_state_dict(sd, L, attn, omega, c_norm, C, heads)
+    fields = dict(channels=C, n=n, patch=patch, layers=L, heads=heads, kernel_size=kernel, image_size=image)
+    fields.update(coupling="attn" if attn else "conv", omega=omega, c_norm=c_norm, gamma=float(sd["gamma"]))
+    return ours, fields
+
+
+def _expected_keys(L: int, attn: bool, omega: str | None, c_norm: str) -> set[str]:
+    """Every key a checkpoint of this architecture holds."""
+    expected = {
+        "gamma",
+        "patchfy.1.weight",
+        "patchfy.1.bias",
+        "out.3.weight",
+        "out.3.bias",
+        "out.5.weight",
+        "out.5.bias",
+    }
+    for layer in range(L):
+        k = f"layers.{layer}.0"
+        if attn:
+            expected |= {f"{k}.connectivity.{a}" for a in ATTENTION_KEYS}
+        else:
+            expected |= {f"{k}.connectivity.weight", f"{k}.connectivity.bias"}
+        if omega != "identity":
+            expected.add(f"{k}.omg.omg_param")
+        if c_norm == "gn":
+            expected |= {f"{k}.c_norm.weight", f"{k}.c_norm.bias"}
+        expected |= {f"layers.{layer}.1.invconv.weight", f"layers.{layer}.1.invconv.bias", f"layers.{layer}.1.bias"}
+    return expected
+
+
+def _our_state_dict(sd: dict, L: int, attn: bool, omega: str, c_norm: str, C: int, heads: int) -> dict:
+    """Their tensors under our names."""
     ours = {"embed.proj.weight": sd["patchfy.1.weight"].clone(), "embed.proj.bias": sd["patchfy.1.bias"].clone()}
     for layer in range(L):
         theirs, mine = f"layers.{layer}.0", f"layers.{layer}"
@@ -97,9 +110,7 @@ def convert(sd: dict, image_size: int = 0) -> tuple[dict, dict]:
     for theirs, mine in (("out.3", "head.mlp.0"), ("out.5", "head.mlp.2")):
         ours[f"{mine}.weight"] = sd[f"{theirs}.weight"].clone()
         ours[f"{mine}.bias"] = sd[f"{theirs}.bias"].clone()
-    fields = dict(channels=C, n=n, patch=patch, layers=L, heads=heads, kernel_size=kernel, image_size=image)
-    fields.update(coupling="attn" if attn else "conv", omega=omega, c_norm=c_norm, gamma=float(sd["gamma"]))
-    return ours, fields
+    return ours
 
 
 def load_authors_checkpoint(path: str | Path, image_size: int = 0) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from akorn.engine.config import check_choice, check_ranges, require
+from akorn.engine.config import apply_overrides, check_choice, check_ranges, from_dict, parse_words, require
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
 from akorn.experiments.objects import datasets
@@ -225,6 +225,16 @@ class ObjectsExperiment(Experiment):
     presets = PRESETS
     handles_compile = True
     fields_of_older_runs = {"tetromino_layout": "dense32"}
+    pretrained = {"": "tetrominoes-akorn", "tetrominoes": "tetrominoes-akorn"}
+
+    def from_authors_checkpoint(self, path: str, words: list[str]):
+        """``image_size=`` among ``words`` sizes a conv-coupled model (an attention one reads it off)."""
+        from akorn.experiments.objects.authors import load_authors_checkpoint
+
+        given = apply_overrides(ObjectsConfig(), parse_words(words)) if words else ObjectsConfig()
+        weights, fields = load_authors_checkpoint(path, given.image_size)
+        cfg = from_dict(ObjectsConfig, dict(fields, ema_decay=0.0), path)
+        return weights, apply_overrides(cfg, parse_words(words)) if words else cfg
 
     def image_size(self, cfg):
         if cfg.image_size:

@@ -282,3 +282,14 @@ def load(spec: str, split: str = "train") -> SudokuSet:
     if not p.exists():
         raise UserError(f"data not found: {p}")
     return read_csv(p)
+
+
+def format_grid(grid) -> str:
+    """An 81-digit board as nine lines with box separators; 0 prints as '.'."""
+    lines = []
+    for r in range(9):
+        if r and r % 3 == 0:
+            lines.append("------+-------+------")
+        row = grid[9 * r : 9 * r + 9]
+        lines.append(" | ".join(" ".join(str(d) if d else "." for d in row[i : i + 3]) for i in (0, 3, 6)))
+    return "\n".join(lines)

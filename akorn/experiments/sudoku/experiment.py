@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from akorn.engine.config import check_choice, check_ranges, require
+from akorn.engine.config import apply_overrides, check_choice, check_ranges, from_dict, parse_words, require
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.inference import accuracy, predict
@@ -110,6 +110,14 @@ class SudokuExperiment(Experiment):
     config_cls = SudokuConfig
     presets = PRESETS
     handles_compile = True
+    pretrained = {"": "sudoku-akorn", "sudoku": "sudoku-akorn", "c128": "sudoku-akorn-c128"}
+
+    def from_authors_checkpoint(self, path: str, words: list[str]):
+        from akorn.experiments.sudoku.authors import load_authors_checkpoint
+
+        weights, arch = load_authors_checkpoint(path)
+        cfg = from_dict(SudokuConfig, dict(arch, model="akorn"), path)
+        return weights, apply_overrides(cfg, parse_words(words)) if words else cfg
 
     def build_model(self, cfg: SudokuConfig):
         return build(
