@@ -23,6 +23,7 @@ _PUBLIC = {
     "KuramotoStack": "akorn.core.networks",
     "OscillatorState": "akorn.core.layer",
     "Readout": "akorn.core.readout",
+    "Speed": "akorn.core.layer",
     "lyapunov_energy": "akorn.core.maths",
     "normalize": "akorn.core.oscillators",
     "order_parameter": "akorn.core.oscillators",

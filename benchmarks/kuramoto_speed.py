@@ -65,7 +65,7 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
     torch.manual_seed(0)
     B, C, n, T = size["batch"], size["channels"], size["n"], size["steps"]
     L = size["grid"][0] * size["grid"][1]
-    from akorn import KuramotoLayer
+    from akorn import KuramotoLayer, Speed
 
     layer = KuramotoLayer(
         C,
@@ -78,9 +78,9 @@ def run_one(impl: str, size_name: str, precision: str, repeats: int, authors_rep
         c_norm=None,
         learn_gamma=True,
         steps=T,
-        check_inputs=False,
-        checkpoint="checkpoint" in impl.split("-"),
-        compile="compile" in impl.split("-"),
+        speed=Speed(
+            check_inputs=False, checkpoint="checkpoint" in impl.split("-"), compile="compile" in impl.split("-")
+        ),
     )
     if impl.endswith("-matmul"):  # e.g. akorn-compile-matmul: two batched matmuls instead of SDPA
         layer.coupling.attention = "matmul"

@@ -77,7 +77,9 @@ def run_one(
 
         if boards is not None:
             return run_trained(impl, boards)
-        model = SudokuAKOrN(channels, 4, 8, T, checkpoint=impl.endswith("checkpoint"), compile="compile" in impl)
+        model = SudokuAKOrN(
+            channels, 4, heads=8, steps=T, checkpoint=impl.endswith("checkpoint"), compile="compile" in impl
+        )
         if task == "eval":
             from akorn.experiments.sudoku.inference import predict
 

@@ -42,7 +42,9 @@ def check_sudoku():
     torch.save({"epoch": 3, "model_state_dict": ema}, path)
 
     converted, arch = load_authors_checkpoint(path)
-    ours = SudokuAKOrN(arch["channels"], arch["n"], arch["heads"], T, energy_mode="reference").double().eval()
+    ours = (
+        SudokuAKOrN(arch["channels"], arch["n"], heads=arch["heads"], steps=T, energy_mode="reference").double().eval()
+    )
     ours.load_state_dict(converted)
 
     quiz = sdata.generate_set(B, (26, 34), seed=1).quiz.long()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from akorn import KuramotoLayer, KuramotoStack, Readout, normalize, project_tangent
+from akorn import KuramotoLayer, KuramotoStack, Readout, Speed, normalize, project_tangent
 from akorn.core import maths
 from akorn.core.coupling import AttentionCoupling
 from akorn.core.gta import rotary_angles
@@ -356,7 +356,7 @@ def test_checkpointing_gives_identical_values_and_gradients(coupling, energy_mod
         coupling=coupling, grid=(3, 3), heads=2, steps=5, learn_gamma=True, omega="per_pair", energy_mode=energy_mode
     )
     plain = KuramotoLayer(16, n=4, **kw).double()
-    ck = KuramotoLayer(16, n=4, checkpoint=True, **kw).double()
+    ck = KuramotoLayer(16, n=4, speed=Speed(checkpoint=True), **kw).double()
     with torch.no_grad():
         plain.omega_param.add_(0.2 * torch.randn_like(plain.omega_param))
     ck.load_state_dict(plain.state_dict())
@@ -384,7 +384,9 @@ def test_checkpointing_gives_identical_values_and_gradients(coupling, energy_mod
 def test_checkpointing_under_bf16_autocast_recomputes_the_same_step():
     torch.manual_seed(0)
     plain = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4, learn_gamma=True)
-    ck = KuramotoLayer(16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4, learn_gamma=True, checkpoint=True)
+    ck = KuramotoLayer(
+        16, n=4, coupling="attn", grid=(3, 3), heads=2, steps=4, learn_gamma=True, speed=Speed(checkpoint=True)
+    )
     ck.load_state_dict(plain.state_dict())
     x, c = torch.randn(2, 16, 3, 3), torch.randn(2, 16, 3, 3)
     grads = []
@@ -476,7 +478,7 @@ def test_fused_update_matches_plain_autograd(omega, coupling):
     c0 = torch.randn(2, 8, 3, 3, dtype=torch.float64)
     results = []
     for fused in (True, False):
-        layer.fused_update = fused
+        layer.speed = Speed(fused_update=fused)
         layer.zero_grad()
         x, c = x0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
         r = layer(x, c, return_energy=True)
@@ -555,9 +557,9 @@ def test_pair_orders_compute_the_same_coupling(positions):
 def test_state_layouts_give_the_same_dynamics(omega, checkpoint):
     """Planar (component-major) and interleaved state layouts: same states, energies and gradients."""
     torch.manual_seed(0)
-    kw = dict(coupling="attn", heads=2, grid=(3, 4), omega=omega, steps=3, checkpoint=checkpoint)
-    ref = KuramotoLayer(32, n=4, state_layout="interleaved", **kw).double()
-    planar = KuramotoLayer(32, n=4, state_layout="planar", **kw).double()
+    kw = dict(coupling="attn", heads=2, grid=(3, 4), omega=omega, steps=3)
+    ref = KuramotoLayer(32, n=4, speed=Speed(state_layout="interleaved", checkpoint=checkpoint), **kw).double()
+    planar = KuramotoLayer(32, n=4, speed=Speed(state_layout="planar", checkpoint=checkpoint), **kw).double()
     with torch.no_grad():
         if omega == "per_pair":
             ref.omega_param.add_(0.2 * torch.randn_like(ref.omega_param))
@@ -586,9 +588,9 @@ def test_state_layout_choice_and_bad_values():
     assert KuramotoLayer(32, n=4, coupling="attn", heads=2, grid=(3, 4)).planar  # auto: planar for attention
     assert not KuramotoLayer(32, n=4, coupling="conv").planar
     with pytest.raises(ValueError, match="state_layout='planar' needs"):
-        KuramotoLayer(32, n=4, coupling="conv", state_layout="planar")
+        KuramotoLayer(32, n=4, coupling="conv", speed=Speed(state_layout="planar"))
     with pytest.raises(ValueError, match="state_layout must be one of"):
-        KuramotoLayer(32, n=4, state_layout="columns")
+        Speed(state_layout="columns")
     with pytest.raises(ValueError, match="planar_n must be a positive divisor"):
         AttentionCoupling(32, heads=2, grid=(3, 4))(torch.randn(1, 12, 32), planar_n=5)
 
@@ -598,7 +600,7 @@ def test_compiled_step_matches_eager():
     torch.manual_seed(0)
     kw = dict(coupling="attn", heads=2, grid=(3, 4), omega="per_pair", steps=3)
     eager = KuramotoLayer(32, n=4, **kw)
-    compiled = KuramotoLayer(32, n=4, compile=True, **kw)
+    compiled = KuramotoLayer(32, n=4, speed=Speed(compile=True), **kw)
     compiled.load_state_dict(eager.state_dict())
     x, c = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
     outs = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -33,6 +34,37 @@ from akorn.core.oscillators import normalize, rotation_coefficients
 OMEGA_KINDS = ("global", "per_pair", "none", "identity")
 ENERGY_MODES = ("states", "reference")
 STATE_LAYOUTS = ("auto", "interleaved", "planar")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a :class:`KuramotoLayer` runs its steps; none of these changes what it computes.
+
+    Args:
+        state_layout: how the channels of the state are ordered in memory during the T steps.
+            ``"interleaved"``: as given, each oscillator's N channels together. ``"planar"``:
+            component-major (:func:`akorn.core.fast.layout.to_planar`), so the per-oscillator sums
+            and swaps vectorise over runs of C/N channels; the state and stimulus are reordered
+            once per call and the coupling's projections are permuted to match. Needs a
+            tokens-layout coupling that supports it (the attention coupling). ``"auto"``: planar
+            where supported.
+        checkpoint: keep only the state entering each step (one buffer) and recompute the steps,
+            one at a time, in the backward pass (:mod:`akorn.core.fast.step_checkpoint`); one
+            backward pass only.
+        compile: ``torch.compile`` the step function (first call compiles).
+        fused_update: the hand-derived backward of the update in eager mode; False: plain autograd.
+        check_inputs: reject non-finite x or c at the call (one reduction per call).
+    """
+
+    state_layout: str = "auto"
+    checkpoint: bool = False
+    compile: bool = False
+    fused_update: bool = True
+    check_inputs: bool = True
+
+    def __post_init__(self):
+        if self.state_layout not in STATE_LAYOUTS:
+            raise ValueError(f"state_layout must be one of {STATE_LAYOUTS}, got {self.state_layout!r}")
 
 
 class KuramotoResult(NamedTuple):
@@ -113,23 +145,15 @@ class KuramotoLayer(nn.Module):
         energy_mode: ``"states"``: E at every state ``x_0 .. x_T``; ``"reference"``: the
             reference code's bookkeeping, ``[0, E(x_0), .., E(x_{T-1})]`` (E recorded before
             each update, 0 for the initial state). Both have T+1 entries.
-        state_layout: how the channels of the state are ordered in memory during the T steps,
-            with identical results. ``"interleaved"``: as given, each oscillator's N channels
-            together. ``"planar"``: component-major (:func:`akorn.core.oscillators.to_planar`), so the
-            per-oscillator sums and swaps vectorise over runs of C/N channels; the state and
-            stimulus are reordered once per call and the coupling's projections are permuted
-            to match. Needs a tokens-layout coupling that supports it (the attention coupling).
-            ``"auto"``: planar where supported.
-        checkpoint: keep only the state entering each step (one buffer) and recompute the steps, one
-            at a time, in the backward pass (:mod:`akorn.core.fast.step_checkpoint`); one backward pass only.
-        compile: ``torch.compile`` the step function (first call compiles).
-        check_inputs: reject non-finite x or c at the call (one reduction per call).
+        speed: a :class:`Speed`: the state layout, activation checkpointing, ``torch.compile``, the
+            fused update and the input check (how the steps run, never what they compute).
     """
 
     def __init__(
         self,
         channels: int,
         n: int = 4,
+        *,
         coupling: str | nn.Module = "conv",
         kernel_size: int = 3,
         spatial_dims: int = 2,
@@ -144,10 +168,7 @@ class KuramotoLayer(nn.Module):
         c_norm: str | None = "gn",
         steps: int = 8,
         energy_mode: str = "states",
-        state_layout: str = "auto",
-        checkpoint: bool = False,
-        compile: bool = False,
-        check_inputs: bool = True,
+        speed: Speed = Speed(),
     ):
         super().__init__()
         if not isinstance(n, int) or n < 1:
@@ -164,16 +185,15 @@ class KuramotoLayer(nn.Module):
             raise ValueError(f"energy_mode must be one of {ENERGY_MODES}, got {energy_mode!r}")
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-        if state_layout not in STATE_LAYOUTS:
-            raise ValueError(f"state_layout must be one of {STATE_LAYOUTS}, got {state_layout!r}")
+        if not isinstance(speed, Speed):
+            raise ValueError(f"speed must be an akorn.Speed, got {type(speed).__name__}")
         if grid is not None:
             grid = tuple(int(g) for g in grid)
             if len(grid) not in (1, 2) or min(grid) < 1:
                 raise ValueError(f"grid must be (H, W) or (L,) of positive sizes, got {grid}")
         self.channels, self.n, self.grid, self.steps = channels, n, grid, steps
         self.omega_kind, self.energy_mode = omega, energy_mode
-        self.use_checkpoint, self.check_inputs = checkpoint, check_inputs
-        self.fused_update = True  # hand-derived backward in eager mode; False: plain autograd (same maths)
+        self.speed = speed
 
         if coupling == "conv":
             coupling = ConvCoupling(channels, kernel_size, spatial_dims)
@@ -186,7 +206,7 @@ class KuramotoLayer(nn.Module):
         if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
             raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
         self.coupling = coupling
-        self.planar = fast.planar_state(coupling, state_layout)
+        self.planar = fast.planar_state(coupling, speed.state_layout)
 
         if omega == "global":
             self.omega_param = nn.Parameter(torch.full((2,), omega_init / math.sqrt(2)), requires_grad=learn_omega)
@@ -198,7 +218,7 @@ class KuramotoLayer(nn.Module):
         self.c_norm = nn.GroupNorm(channels // n, channels) if c_norm == "gn" else None
         # The unbound method is compiled and called with ``self``, so a deep copy (the EMA's
         # AveragedModel) runs its own weights; a compiled bound method would keep the original's.
-        self._compiled_step = torch.compile(KuramotoLayer._step) if compile else None
+        self._compiled_step = torch.compile(KuramotoLayer._step) if speed.compile else None
 
     # -- the dynamics ------------------------------------------------------------------------------
     def omega(self) -> torch.Tensor | None:
@@ -233,7 +253,7 @@ class KuramotoLayer(nn.Module):
             self.n,
             self.channel_dim,
             self.omega_kind == "identity",
-            fused=self.fused_update,
+            fused=self.speed.fused_update,
             planar=self.planar,
         )
 
@@ -255,7 +275,7 @@ class KuramotoLayer(nn.Module):
             c = torch.zeros_like(x)
         if c.shape != x.shape:
             raise ValueError(f"x and c must have the same shape, got x {tuple(x.shape)} and c {tuple(c.shape)}")
-        if self.check_inputs:
+        if self.speed.check_inputs:
             if not torch.isfinite(x).all():
                 raise ValueError("x contains NaN or Inf")
             if not torch.isfinite(c).all():
@@ -389,7 +409,7 @@ class KuramotoLayer(nn.Module):
         watched = on_step is not None or stop is not None
         states = [state.data] if return_trajectory else None
         energies = []
-        if self.use_checkpoint and torch.is_grad_enabled() and not watched:
+        if self.speed.checkpoint and torch.is_grad_enabled() and not watched:
             xn, stepped, saved = checkpointed_steps(
                 self._step_fn, T, state.data, state.stimulus, state.omega, state.gamma, list(self.coupling.parameters())
             )
@@ -437,5 +457,5 @@ class KuramotoLayer(nn.Module):
         return (
             f"channels={self.channels}, n={self.n}, steps={self.steps}, omega={self.omega_kind}, "
             f"energy_mode={self.energy_mode}, state_layout={'planar' if self.planar else 'interleaved'}, "
-            f"checkpoint={self.use_checkpoint}"
+            f"checkpoint={self.speed.checkpoint}"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.core.layer import KuramotoLayer
+from akorn.core.layer import KuramotoLayer, Speed
 from akorn.core.networks import sinusoid_2d
 from akorn.core.readout import Readout
 
@@ -105,9 +105,7 @@ class AKOrNClassifier(nn.Module):
                 gamma=gamma,
                 c_norm="gn",
                 steps=steps,
-                checkpoint=checkpoint,
-                compile=compile,
-                check_inputs=False,
+                speed=Speed(checkpoint=checkpoint, compile=compile, check_inputs=False),
             )
             for w, k in zip(widths, kernel_sizes)
         )
@@ -171,9 +169,7 @@ class AttentionAKOrN(nn.Module):
                 gamma=gamma,
                 c_norm="gn",
                 steps=steps,
-                checkpoint=checkpoint,
-                compile=compile,
-                check_inputs=False,
+                speed=Speed(checkpoint=checkpoint, compile=compile, check_inputs=False),
             )
             for _ in range(layers)
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.core.layer import KuramotoLayer
+from akorn.core.layer import KuramotoLayer, Speed
 from akorn.core.networks import IteratedNetwork
 from akorn.core.readout import Readout
 
@@ -86,9 +86,7 @@ class ImageAKOrN(nn.Module):
                 gamma=gamma,
                 c_norm=c_norm,
                 steps=steps,
-                checkpoint=checkpoint,
-                compile=compile,
-                check_inputs=False,
+                speed=Speed(checkpoint=checkpoint, compile=compile, check_inputs=False),
             )
             for _ in range(layers)
         )

@@ -120,20 +120,7 @@ class SudokuExperiment(Experiment):
         return weights, apply_overrides(cfg, parse_words(words)) if words else cfg
 
     def build_model(self, cfg: SudokuConfig):
-        return build(
-            cfg.model,
-            cfg.channels,
-            cfg.n,
-            cfg.heads,
-            cfg.steps,
-            cfg.blocks,
-            cfg.omega_init,
-            cfg.learn_omega,
-            cfg.gamma,
-            cfg.learn_gamma,
-            cfg.activation_checkpoint,
-            cfg.compile,
-        )
+        return build(cfg)
 
     def _train_spec(self, cfg) -> str:
         if cfg.data:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from akorn.core.layer import KuramotoLayer, OscillatorState
+from akorn.core.layer import KuramotoLayer, OscillatorState, Speed
 from akorn.core.networks import IteratedNetwork
 from akorn.core.readout import Readout
 
@@ -37,6 +37,7 @@ class SudokuAKOrN(nn.Module):
         self,
         channels: int = 512,
         n: int = 4,
+        *,
         heads: int = 8,
         steps: int = 16,
         omega_init: float = 0.5,
@@ -65,9 +66,7 @@ class SudokuAKOrN(nn.Module):
             c_norm=None,
             steps=steps,
             energy_mode=energy_mode,
-            checkpoint=checkpoint,
-            compile=compile,
-            check_inputs=False,
+            speed=Speed(checkpoint=checkpoint, compile=compile, check_inputs=False),
         )
         self.readout = nn.Sequential(
             Readout(channels, channels, group=n), ResidualFF(channels), nn.ReLU(), nn.Linear(channels, channels)
@@ -145,33 +144,21 @@ def _check_quiz(quiz: torch.Tensor):
         raise ValueError(f"quiz must be (B, 81) digits, got shape {tuple(quiz.shape)}")
 
 
-def build(
-    model: str,
-    channels: int,
-    n: int,
-    heads: int,
-    steps: int,
-    blocks: int,
-    omega_init: float,
-    learn_omega: bool,
-    gamma: float,
-    learn_gamma: bool,
-    checkpoint: bool = False,
-    compile: bool = False,
-):
-    if model == "akorn":
+def build(cfg):
+    """The Sudoku model of a :class:`~akorn.experiments.sudoku.experiment.SudokuConfig`."""
+    if cfg.model == "akorn":
         return SudokuAKOrN(
-            channels,
-            n,
-            heads,
-            steps,
-            omega_init,
-            learn_omega,
-            gamma,
-            learn_gamma,
-            checkpoint=checkpoint,
-            compile=compile,
+            cfg.channels,
+            cfg.n,
+            heads=cfg.heads,
+            steps=cfg.steps,
+            omega_init=cfg.omega_init,
+            learn_omega=cfg.learn_omega,
+            gamma=cfg.gamma,
+            learn_gamma=cfg.learn_gamma,
+            checkpoint=cfg.activation_checkpoint,
+            compile=cfg.compile,
         )
-    if model in ("itrsa", "transformer"):
-        return SudokuIterated(channels, heads, blocks, steps)
-    raise ValueError(f"unknown Sudoku model {model!r}; choose akorn, itrsa or transformer")
+    if cfg.model in ("itrsa", "transformer"):
+        return SudokuIterated(cfg.channels, cfg.heads, cfg.blocks, cfg.steps)
+    raise ValueError(f"unknown Sudoku model {cfg.model!r}; choose akorn, itrsa or transformer")
