@@ -224,10 +224,41 @@ def test_gta_at_initialisation_is_a_2d_rotary_embedding():
     assert all(getattr(att.gta, f"mat_{n}").requires_grad for n in "qkvo")
 
 
+@pytest.mark.parametrize("channel_dim", [1, -1])
+def test_swap_pairs_in_every_order(channel_dim):
+    """One pair swap for every placement of the partners; the stacked fast version agrees with the flip."""
+    from akorn.core.fast.layout import swap_pairs_stacked, to_planar
+    from akorn.core.oscillators import swap_pairs
+
+    x = torch.arange(2 * 12 * 3, dtype=torch.float64).reshape(2, 12, 3)
+    if channel_dim == -1:
+        x = x.transpose(1, 2).contiguous()
+    channels = lambda t: (t if channel_dim == 1 else t.transpose(1, 2))[0, :, 0].tolist()  # noqa: E731
+    c = channels(x)
+    assert channels(swap_pairs(x, channel_dim)) == [c[i ^ 1] for i in range(12)]
+    assert channels(swap_pairs(x, channel_dim, "halves")) == c[6:] + c[:6]
+    n = 4
+    planar = to_planar(x, n, channel_dim)
+    # in planar order the swap is the interleaved swap of the oscillator-major state, reordered
+    assert torch.equal(
+        swap_pairs(planar, channel_dim, "planar", n), to_planar(swap_pairs(x, channel_dim), n, channel_dim)
+    )
+    for state, is_planar in ((x, False), (planar, True)):
+        order = "planar" if is_planar else "interleaved"
+        assert torch.equal(
+            swap_pairs_stacked(state, n, channel_dim, is_planar), swap_pairs(state, channel_dim, order, n)
+        )
+    with pytest.raises(ValueError, match="order must be one of"):
+        swap_pairs(x, channel_dim, "diagonal")
+    with pytest.raises(ValueError, match="needs the oscillator dimension"):
+        swap_pairs(x, channel_dim, "planar")
+
+
 def test_halves_order_gives_the_same_pair_transform():
     """What the attention coupling computes in halves order is the interleaved-pair transform, permuted."""
-    from akorn.core.fast.pairs import half_pair_coefficients, halves_order, swap_halves
+    from akorn.core.fast.pairs import half_pair_coefficients, halves_order
     from akorn.core.gta import apply_pair_blocks
+    from akorn.core.oscillators import swap_pairs
 
     torch.manual_seed(0)
     blocks = torch.randn(6, 8, 2, 2, dtype=torch.float64)  # (U, D/2, 2, 2), general, not rotations
@@ -236,7 +267,7 @@ def test_halves_order_gives_the_same_pair_transform():
     assert order.tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15]
     a, b = half_pair_coefficients(blocks)
     xh = x[..., order]
-    got = a * xh + b * swap_halves(xh)
+    got = a * xh + b * swap_pairs(xh, -1, "halves")
     assert torch.allclose(got, apply_pair_blocks(blocks, x)[..., order], atol=1e-12)
 
 
@@ -245,7 +276,7 @@ def test_pair_transform_matches_autograd_of_the_expression(order):
     """Eager multiply-adds into pair views, with and without gradients: the same values and
     gradients (x, a, b) as autograd over ``a * x + b * swap(x)``."""
     from akorn.core.fast import pair_transform
-    from akorn.core.fast.pairs import swap_partners
+    from akorn.core.oscillators import swap_pairs
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64, requires_grad=True)
@@ -253,7 +284,7 @@ def test_pair_transform_matches_autograd_of_the_expression(order):
     b = torch.randn(5, 3, 1, 8, dtype=torch.float64, requires_grad=True)
     g = torch.randn(2, 5, 3, 4, 8, dtype=torch.float64)
     fast = pair_transform(x, a, b, order)
-    plain = torch.addcmul(x * a, swap_partners(x, order), b)
+    plain = torch.addcmul(x * a, swap_pairs(x, -1, order), b)
     assert torch.allclose(fast, plain, atol=1e-15)
     with torch.no_grad():
         assert torch.allclose(pair_transform(x, a, b, order), plain, atol=1e-15)

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from akorn.core.oscillators import swap_channel_pairs
+from akorn.core.oscillators import swap_pairs
 
 
 def grid_coordinates(height: int, width: int) -> torch.Tensor:
@@ -54,7 +54,7 @@ def rotation_blocks(angles: torch.Tensor) -> torch.Tensor:
 def pair_coefficients(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``(..., D/2, 2, 2)`` blocks into the diagonal ``a`` and off-diagonal ``b``, each ``(..., D)``.
 
-    With them ``M @ (x0, x1) = a * x + b * swap_channel_pairs(x)``: two fused multiplies over the
+    With them ``M @ (x0, x1) = a * x + b * swap_pairs(x)``: two fused multiplies over the
     tensor instead of a strided gather per matrix entry, which is what makes GTA cheap in eager mode.
     """
     a = torch.stack((blocks[..., 0, 0], blocks[..., 1, 1]), -1).flatten(-2)
@@ -68,7 +68,7 @@ def apply_pair_blocks(blocks: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     blocks: ``(U, D/2, 2, 2)``; x: ``(..., U, D)``. Returns ``M @ pair`` for every pair.
     """
     a, b = pair_coefficients(blocks.to(x.dtype))
-    return a * x + b * swap_channel_pairs(x, -1)
+    return a * x + b * swap_pairs(x, -1)
 
 
 class GTA(nn.Module):

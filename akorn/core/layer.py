@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from akorn.core import fast
-from akorn.core.coupling import AttentionCoupling, ConvCoupling
+from akorn.core.coupling import COUPLINGS
 from akorn.core.fast.layout import from_planar, to_planar
 from akorn.core.fast.step_checkpoint import checkpointed_steps
 from akorn.core.oscillators import normalize, rotation_coefficients
@@ -195,14 +195,17 @@ class KuramotoLayer(nn.Module):
         self.omega_kind, self.energy_mode = omega, energy_mode
         self.speed = speed
 
-        if coupling == "conv":
-            coupling = ConvCoupling(channels, kernel_size, spatial_dims)
-        elif coupling == "attn":
-            if positions != "none" and grid is None:
-                raise ValueError("grid (H, W) or (L,) is required for attention with positions")
-            coupling = AttentionCoupling(channels, heads, positions, grid)
+        if isinstance(coupling, str) and coupling in COUPLINGS:
+            coupling = COUPLINGS[coupling](
+                channels,
+                kernel_size=kernel_size,
+                spatial_dims=spatial_dims,
+                heads=heads,
+                positions=positions,
+                grid=grid,
+            )
         elif not isinstance(coupling, nn.Module):
-            raise ValueError(f"coupling must be 'conv', 'attn' or an nn.Module, got {coupling!r}")
+            raise ValueError(f"coupling must be one of {tuple(COUPLINGS)} or an nn.Module, got {coupling!r}")
         if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
             raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
         self.coupling = coupling

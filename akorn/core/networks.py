@@ -101,6 +101,19 @@ class _SelfAttention(nn.Module):
         return self.out(o.transpose(1, 2).reshape(B, L, C))
 
 
+def _attention_mixer(channels: int, *, heads: int, **_) -> nn.Module:
+    return _SelfAttention(channels, heads)
+
+
+def _conv_mixer(channels: int, *, kernel_size: int, grid, **_) -> nn.Module:
+    if grid is None:
+        raise ValueError("mixer='conv' needs grid=(H, W)")
+    return _TokenConv(channels, kernel_size, grid)
+
+
+MIXERS = {"attn": _attention_mixer, "conv": _conv_mixer}
+
+
 class IteratedBlock(nn.Module):
     """``x <- x + Mix(LN(x))`` T times with shared weights, then ``x <- x + MLP(LN(x))``.
 
@@ -118,14 +131,9 @@ class IteratedBlock(nn.Module):
         mlp_ratio: int = 2,
     ):
         super().__init__()
-        if mixer == "attn":
-            self.mix = _SelfAttention(channels, heads)
-        elif mixer == "conv":
-            if grid is None:
-                raise ValueError("mixer='conv' needs grid=(H, W)")
-            self.mix = _TokenConv(channels, kernel_size, grid)
-        else:
-            raise ValueError(f"mixer must be 'attn' or 'conv', got {mixer!r}")
+        if mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {tuple(MIXERS)}, got {mixer!r}")
+        self.mix = MIXERS[mixer](channels, heads=heads, kernel_size=kernel_size, grid=grid)
         self.steps = steps
         self.norm1 = nn.LayerNorm(channels)
         self.norm2 = nn.LayerNorm(channels)

@@ -5,6 +5,9 @@ oscillators of dimension ``N``; consecutive channels form one oscillator.
 Every function here works for either layout the library uses:
 images ``(B, C, H, W)`` (``channel_dim=1``) and tokens ``(B, L, C)``
 (``channel_dim=-1``).
+
+Shape letters: B batch, C channels, N oscillator dimension, O = C/N oscillators,
+H, W image grid, L tokens, U units (H·W or L).
 """
 
 from __future__ import annotations
@@ -12,10 +15,48 @@ from __future__ import annotations
 import torch
 
 
-def split_oscillators(x: torch.Tensor, n: int, channel_dim: int) -> tuple[torch.Tensor, int]:
-    """View ``x`` with the channel axis split into ``(C/N, N)``; returns the view and the index of the N axis."""
+def split_oscillators(x: torch.Tensor, n: int, channel_dim: int, planar: bool = False) -> tuple[torch.Tensor, int]:
+    """View ``x`` with the channel axis split into ``(O, N)``, or ``(N, O)`` for a state in the planar
+    layout (:mod:`akorn.core.fast.layout`); returns the view and the index of the length-``N`` axis."""
     cdim = channel_dim % x.ndim
-    return x.unflatten(cdim, (-1, n)), cdim + 1
+    if planar:
+        return x.unflatten(cdim, (n, -1)), cdim  # (.., C, ..) -> (.., N, O, ..)
+    return x.unflatten(cdim, (-1, n)), cdim + 1  # (.., C, ..) -> (.., O, N, ..)
+
+
+def merge_oscillators(xs: torch.Tensor, d: int, planar: bool = False) -> torch.Tensor:
+    """Undo :func:`split_oscillators`: ``d`` is the index of the length-``N`` axis it returned."""
+    return xs.flatten(d, d + 1) if planar else xs.flatten(d - 1, d)
+
+
+PAIR_ORDERS = ("interleaved", "halves", "planar")
+
+
+def pair_view(x: torch.Tensor, channel_dim: int, order: str, n: int | None = None) -> tuple[torch.Tensor, int]:
+    """View ``x`` with its channel pairs on an axis of length 2; returns the view and that axis.
+
+    ``order`` says where a channel's partner is: ``"interleaved"``, the next channel (pairs
+    ``(2i, 2i+1)`` as stored); ``"halves"``, ``C/2`` channels away (the first members of all pairs,
+    then the second members); ``"planar"``, ``C/N`` channels away within each half of the
+    oscillator components (the planar state layout, which needs ``n``).
+    """
+    cdim = channel_dim % x.ndim
+    if order == "interleaved":
+        return x.unflatten(cdim, (-1, 2)), cdim + 1  # (.., C, ..) -> (.., C/2, 2, ..)
+    if order == "halves":
+        return x.unflatten(cdim, (2, -1)), cdim  # (.., C, ..) -> (.., 2, C/2, ..)
+    if order == "planar":
+        if n is None:
+            raise ValueError("order='planar' needs the oscillator dimension n")
+        return x.unflatten(cdim, (n // 2, 2, -1)), cdim + 1  # (.., C, ..) -> (.., N/2, 2, O, ..)
+    raise ValueError(f"order must be one of {PAIR_ORDERS}, got {order!r}")
+
+
+def swap_pairs(x: torch.Tensor, channel_dim: int = 1, order: str = "interleaved", n: int | None = None) -> torch.Tensor:
+    """``(a, b) -> (b, a)`` for every channel pair along ``channel_dim``, pairs placed as ``order``
+    says (see :func:`pair_view`)."""
+    xs, d = pair_view(x, channel_dim, order, n)
+    return xs.flip(d).reshape(x.shape)
 
 
 def clamped_norm(xs: torch.Tensor, dim: int, eps: float) -> torch.Tensor:
@@ -50,14 +91,8 @@ def project_tangent(y: torch.Tensor, x: torch.Tensor, n: int, channel_dim: int =
     return (ys - (xs * ys).sum(d, keepdim=True) * xs).flatten(d - 1, d)
 
 
-def swap_channel_pairs(x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-    """``(a, b) -> (b, a)`` for every consecutive channel pair along ``channel_dim``."""
-    xs, d = split_oscillators(x, 2, channel_dim)
-    return xs.flip(d).flatten(d - 1, d)
-
-
 def rotation_coefficients(omega: torch.Tensor, x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-    """``w`` with ``Ω x = w * swap_channel_pairs(x)``: ``(ω, -ω)`` per pair, shaped to broadcast against ``x``.
+    """``w`` with ``Ω x = w * swap_pairs(x)``: ``(ω, -ω)`` per pair, shaped to broadcast against ``x``.
 
     ``omega`` is a scalar (one frequency for the layer) or has ``C/2`` entries (one per channel pair).
     """
@@ -76,7 +111,7 @@ def rotate_pairs(x: torch.Tensor, omega: torch.Tensor, channel_dim: int = 1) -> 
     ``omega`` is a scalar (one frequency for the layer) or has ``C/2`` entries
     (one frequency per channel pair).
     """
-    return rotation_coefficients(omega, x, channel_dim) * swap_channel_pairs(x, channel_dim)
+    return rotation_coefficients(omega, x, channel_dim) * swap_pairs(x, channel_dim)
 
 
 def order_parameter(x: torch.Tensor, n: int, channel_dim: int = 1, dims=None) -> torch.Tensor:

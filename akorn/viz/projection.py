@@ -16,6 +16,36 @@ def _minmax(z: np.ndarray) -> np.ndarray:
     return (z - lo) / np.maximum(hi - lo, 1e-8)
 
 
+def _pca(flat: torch.Tensor, seed: int) -> np.ndarray:
+    centred = flat - flat.mean(0, keepdim=True)
+    k = min(3, flat.shape[1])
+    _, _, V = torch.linalg.svd(centred, full_matrices=False)
+    z = (centred @ V[:k].T).numpy()  # (T·U, k)
+    if k < 3:
+        z = np.concatenate([z, np.zeros((z.shape[0], 3 - k))], 1)
+    return z
+
+
+def _tsne(flat: torch.Tensor, seed: int) -> np.ndarray:
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        raise UserError(f"t-SNE needs scikit-learn: {install_hint('objects')}") from None
+    perplexity = min(30.0, max(2.0, (flat.shape[0] - 1) / 3))
+    return TSNE(3, init="pca", random_state=seed, perplexity=perplexity).fit_transform(flat.numpy())
+
+
+def _umap(flat: torch.Tensor, seed: int) -> np.ndarray:
+    try:
+        import umap
+    except ImportError:
+        raise UserError(f"UMAP needs umap-learn: {install_hint('umap')}") from None
+    return umap.UMAP(n_components=3, random_state=seed).fit_transform(flat.numpy())
+
+
+PROJECTIONS = {"pca": _pca, "tsne": _tsne, "umap": _umap}
+
+
 def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
     """``(T, U, D)`` states (T steps, U units, D features) -> ``(T, U, 3)`` colours in [0, 1].
 
@@ -24,31 +54,10 @@ def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> 
     """
     if states.ndim != 3:
         raise UserError(f"states must be (T, U, D), got shape {tuple(states.shape)}")
+    if method not in PROJECTIONS:
+        raise UserError(f"unknown projection {method!r}; choose {', '.join(PROJECTIONS)}")
     T, U, D = states.shape
-    flat = states.reshape(T * U, D).double()
-    if method == "pca":
-        centred = flat - flat.mean(0, keepdim=True)
-        k = min(3, D)
-        _, _, V = torch.linalg.svd(centred, full_matrices=False)
-        z = (centred @ V[:k].T).numpy()
-        if k < 3:
-            z = np.concatenate([z, np.zeros((z.shape[0], 3 - k))], 1)
-    elif method == "tsne":
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError:
-            raise UserError(f"t-SNE needs scikit-learn: {install_hint('objects')}") from None
-        z = TSNE(3, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (T * U - 1) / 3))).fit_transform(
-            flat.numpy()
-        )
-    elif method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise UserError(f"UMAP needs umap-learn: {install_hint('umap')}") from None
-        z = umap.UMAP(n_components=3, random_state=seed).fit_transform(flat.numpy())
-    else:
-        raise UserError(f"unknown projection {method!r}; choose pca, tsne or umap")
+    z = PROJECTIONS[method](states.reshape(T * U, D).double(), seed)
     return _minmax(z).reshape(T, U, 3).astype(np.float32)
 
 

@@ -7,10 +7,9 @@ equivalence test against :mod:`akorn.core.maths` (``tests/test_kuramoto.py``):
 module                        what it speeds up
 ============================  ==============================================================
 ``update``                    the per-oscillator update with a hand-derived backward (eager)
-``layout``                    the planar state layout (component-major channels)
+``layout``                    the planar state layout (component-major channels), stacked pair swap
 ``pairs``                     GTA / rope pair blocks as multiplies into views; halves pair order
 ``attention_op``              attention as two batched matmuls that ``torch.compile`` keeps whole
-``attention_coupling``        the attention coupling's projections in planar / halves order
 ``step_checkpoint``           activation checkpointing over the T steps into one buffer
 ``materialize``               a copy that inductor keeps as a call of its own
 ============================  ==============================================================
@@ -26,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from akorn.core.fast.attention_op import matmul_attention
-from akorn.core.fast.layout import flipped_pair_swap, stacked_pair_swap
 from akorn.core.fast.pairs import plain_pair_transform, viewed_pair_transform
 from akorn.core.fast.update import fused_update, plain_update
 
@@ -47,11 +45,6 @@ def kuramoto_update(
     if fused and not compiling():
         return fused_update(x, y, w, gamma, n, channel_dim, identity, planar)
     return plain_update(x, y, w, gamma, n, channel_dim, identity, planar)
-
-
-def pair_swap(x: torch.Tensor, n: int, channel_dim: int, planar: bool) -> torch.Tensor:
-    """``(a, b) -> (b, a)`` on every channel pair of a state in either layout."""
-    return (flipped_pair_swap if compiling() else stacked_pair_swap)(x, n, channel_dim, planar)
 
 
 def pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from akorn.core.oscillators import swap_channel_pairs
+from akorn.core.oscillators import pair_view, swap_pairs
 
 
 def halves_order(head_dim: int) -> torch.Tensor:
@@ -23,23 +23,18 @@ def halves_order(head_dim: int) -> torch.Tensor:
 
 
 def half_pair_coefficients(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`pair_coefficients` for channels in :func:`halves_order`: ``M @ pair = a * x + b * swap_halves(x)``."""
+    """:func:`pair_coefficients` for channels in :func:`halves_order`:
+    ``M @ pair = a * x + b * swap_pairs(x, -1, "halves")``."""
     a = torch.cat((blocks[..., 0, 0], blocks[..., 1, 1]), -1)
     b = torch.cat((blocks[..., 0, 1], blocks[..., 1, 0]), -1)
     return a, b
 
 
-def swap_halves(x: torch.Tensor) -> torch.Tensor:
-    """Swap the two halves of the last axis: every pair's partner in :func:`halves_order`."""
-    return x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
-
-
 def partner_views(t: torch.Tensor, order: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first and second members of every channel pair on the last axis, as views:
-    the two halves in :func:`halves_order`, every other channel in interleaved order."""
-    if order == "halves":
-        return t.unflatten(-1, (2, -1)).unbind(-2)
-    return t.unflatten(-1, (-1, 2)).unbind(-1)
+    """The first and second members of every channel pair on the last axis, as views (``order``:
+    see :func:`akorn.core.oscillators.pair_view`)."""
+    ts, d = pair_view(t, -1, order)
+    return ts.unbind(d)
 
 
 def _pair_multiply(x, a, b, order: str) -> torch.Tensor:
@@ -70,7 +65,7 @@ class _PairTransform(torch.autograd.Function):
         gx = ga = gb = None
         if ctx.needs_input_grad[0]:
             # out_i = a_i x_i + b_i x_p(i) with p the pairing: gx_j = a_j g_j + b_p(j) g_p(j)
-            gx = _pair_multiply(g, a, swap_partners(b, order), order)
+            gx = _pair_multiply(g, a, swap_pairs(b, -1, order), order)
         if ctx.needs_input_grad[1]:
             ga = (g * x).sum_to_size(a.shape)
         if ctx.needs_input_grad[2]:
@@ -81,14 +76,9 @@ class _PairTransform(torch.autograd.Function):
         return gx, ga, gb, None
 
 
-def swap_partners(t: torch.Tensor, order: str) -> torch.Tensor:
-    """Exchange the members of every channel pair on the last axis (``order``: see :func:`partner_views`)."""
-    return swap_halves(t) if order == "halves" else swap_channel_pairs(t, -1)
-
-
 def plain_pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str) -> torch.Tensor:
     """``a * x + b * swap(x)`` as written (what ``torch.compile`` fuses into one pass)."""
-    return torch.addcmul(x * a, swap_partners(x, order), b)
+    return torch.addcmul(x * a, swap_pairs(x, -1, order), b)
 
 
 def viewed_pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str) -> torch.Tensor:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from akorn.core.fast.layout import flipped_pair_swap, merge_oscillators, split_oscillators, stacked_pair_swap
-from akorn.core.oscillators import clamped_norm
+from akorn.core.fast.layout import swap_pairs_stacked
+from akorn.core.oscillators import clamped_norm, merge_oscillators, split_oscillators, swap_pairs
 
 
 def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool, planar: bool = False):
@@ -30,7 +30,12 @@ def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool, plana
     xy = (xs * ys).sum(d, keepdim=True)
     dx = ys - xy * xs
     if w is not None:
-        dx = dx + split_oscillators(w * flipped_pair_swap(x, n, channel_dim, planar), n, channel_dim, planar)[0]
+        dx = (
+            dx
+            + split_oscillators(
+                w * swap_pairs(x, channel_dim, "planar" if planar else "interleaved", n), n, channel_dim, planar
+            )[0]
+        )
     if identity:
         dx = dx + xs
     u = xs + gamma * dx
@@ -46,7 +51,7 @@ class _FusedUpdate(torch.autograd.Function):
         xy = (xs * ys).sum(d, keepdim=True)
         dx = torch.addcmul(ys, xy, xs, value=-1)
         if w is not None:
-            dx.add_(split_oscillators(w * stacked_pair_swap(x, n, channel_dim, planar), n, channel_dim, planar)[0])
+            dx.add_(split_oscillators(w * swap_pairs_stacked(x, n, channel_dim, planar), n, channel_dim, planar)[0])
         if identity:
             dx.add_(xs)
         u = torch.addcmul(xs, dx, gamma)
@@ -64,7 +69,7 @@ class _FusedUpdate(torch.autograd.Function):
         xs, _ = split_oscillators(x, n, cdim, planar)
         ys, _ = split_oscillators(y, n, cdim, planar)
         merge = lambda t: merge_oscillators(t, d, planar)  # noqa: E731
-        swap = lambda t: stacked_pair_swap(t, n, cdim, planar)  # noqa: E731
+        swap = lambda t: swap_pairs_stacked(t, n, cdim, planar)  # noqa: E731
         # Through the normalisation: gu = (g - <g, x_next> x_next) / |u|.
         if g_out is None:
             gu = torch.zeros_like(xs)
