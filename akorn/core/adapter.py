@@ -13,6 +13,8 @@ The backbone's parameters are frozen (``requires_grad=False``) and it stays in e
 part of the backbone below the first adapter records no autograd graph at all.
 ``backbone_precision="bf16"`` runs the backbone under bf16 autocast while the adapters run as the
 caller runs them (fp32, or the caller's own autocast).
+
+Shape letters: B batch, C channels, N oscillator dimension, H, W feature grid, L tokens, U units, T steps.
 """
 
 from __future__ import annotations

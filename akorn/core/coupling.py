@@ -153,9 +153,9 @@ class AttentionCoupling(nn.Module):
             # back into an addmm (see fast.bias_apart for why it stays apart).
             qkv = F.linear(x, w)
             mm_dtype = qkv.dtype
-            qkv = (qkv + (materialize(bias) if halves else bias)).view(B, L, 3, h, d)
+            qkv = (qkv + (materialize(bias) if halves else bias)).view(B, L, 3, h, d)  # (B, L, 3C) -> (B, L, 3, h, d)
         else:
-            qkv = F.linear(x, w, bias).view(B, L, 3, h, d)
+            qkv = F.linear(x, w, bias).view(B, L, 3, h, d)  # (B, L, 3C) -> (B, L, 3, h, d)
             mm_dtype = qkv.dtype
         if self.positions != "none":
             a, b = self.qkv_coefficients(mm_dtype)
@@ -172,7 +172,7 @@ class AttentionCoupling(nn.Module):
             coefficients = half_pair_coefficients if halves else pair_coefficients
             a, b = coefficients(self.gta.mat_o.to(o.dtype))
             o = fast.pair_transform(o, a, b, order)
-        o = o.transpose(1, 2).reshape(B, L, C)
+        o = o.transpose(1, 2).reshape(B, L, C)  # (B, h, L, d) -> (B, L, C)
         w, bias = self.out.weight, self.out.bias
         if halves:
             w = to_planar(w.view(C, h, d), 2).view(C, C)

@@ -6,6 +6,8 @@ rotations of a rotary embedding: for a 2-D grid, pairs alternate between the row
 and the column coordinate, with frequencies ``base^(-f/F)``, ``F = ceil(head_dim/4)``;
 for a 1-D sequence, frequencies ``base^(-2f/head_dim)``. The blocks are applied as
 elementwise pair multiplies, never as dense matrices.
+
+Shape letters: U units (grid positions), D head channels, P = D/2 channel pairs, h heads.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ generators on channel pairs.
 The one loop over the steps is :meth:`KuramotoLayer.run` (and :meth:`KuramotoLayer.iterate`
 for callers that drive the steps themselves); :mod:`akorn.core.maths` has the same equations
 written plainly, and :mod:`akorn.core.fast` the faster implementations the layer runs.
+
+Shape letters: B batch, C channels, N oscillator dimension, O = C/N oscillators, H, W image grid, L tokens, T steps.
 """
 
 from __future__ import annotations
@@ -352,6 +354,7 @@ class KuramotoLayer(nn.Module):
                     )
                 return t, lambda u: u
             self._check_grid(name, (H, W))
+            # (B, C, H, W) -> (B, HW, C), and back
             return t.flatten(2).transpose(1, 2), lambda u: u.transpose(1, 2).unflatten(2, (H, W))
         if t.ndim == 3:  # (B, L, C)
             B, L, Ct = t.shape
@@ -361,12 +364,13 @@ class KuramotoLayer(nn.Module):
                 self._check_grid(name, (L,))
                 return t, lambda u: u
             if getattr(self.coupling, "spatial_dims", 2) == 1:
-                return t.transpose(1, 2), lambda u: u.transpose(1, 2)
+                return t.transpose(1, 2), lambda u: u.transpose(1, 2)  # (B, L, C) <-> (B, C, L)
             if self.grid is None or len(self.grid) != 2 or math.prod(self.grid) != L:
                 raise ValueError(
                     f"{name}: a 2-D conv coupling on tokens needs grid=(H, W) with H*W = L = {L}, got grid={self.grid}"
                 )
             H, W = self.grid
+            # (B, L, C) -> (B, C, H, W), and back
             return t.transpose(1, 2).unflatten(2, (H, W)), lambda u: u.flatten(2).transpose(1, 2)
         raise ValueError(f"{name} must be an image (B, C, H, W) or tokens (B, L, C), got shape {tuple(t.shape)}")
 
@@ -385,7 +389,7 @@ class KuramotoLayer(nn.Module):
         if self.c_norm is None:
             return c
         if self.coupling.layout == "tokens":
-            return self.c_norm(c.transpose(1, 2)).transpose(1, 2)
+            return self.c_norm(c.transpose(1, 2)).transpose(1, 2)  # GroupNorm wants (B, C, L)
         return self.c_norm(c)
 
     # -- the call --------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ Two energies, not to be confused:
 Everything here works on units ``(B, U, C)`` (tokens; images flattened to ``U = H·W`` units) with
 dense matrices: a dense antisymmetric Ω, dense per-unit GTA blocks, attention written as softmax
 of scores. It reads the parameters of an :class:`akorn.KuramotoLayer` and shares none of its code.
+
+Shape letters: B batch, U units, C channels, N oscillator dimension, O = C/N oscillators, h heads,
+d head channels, T steps.
 """
 
 from __future__ import annotations

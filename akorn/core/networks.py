@@ -4,6 +4,8 @@ A stack of L layers carries the oscillator state from layer to layer and feeds e
 layer the previous layer's readout as its stimulus::
 
     x_1 = K_1(x_0, c_0);  c_1 = R_1(x_1);  x_2 = K_2(x_1, c_1); ...  -> returns c_L (and the states)
+
+Shape letters: B batch, C channels, H, W image grid, L tokens, T steps.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 ``conv (1x1 or kxk) -> C_out groups of N' channels -> L2 norm of every group -> + bias``.
 The norm makes the readout invariant to the common rotation of a synchronised group.
+
+Shape letters: B batch, C channels, N oscillator dimension, O = C/N oscillators, H, W image grid.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ module                        what it speeds up
 The functions below pick between the implementations: by whether the code is being traced
 by ``torch.compile`` (inductor fuses plain expressions better than hand-written kernels), by
 device and dtype, and by the options the user gave.
+
+Shape letters: B batch, h heads, L tokens, d head channels, C channels, N oscillator dimension.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Inductor rewrites the plain ``softmax(q kᵀ s) v`` expression into its fused SDPA kernel, whose
 CPU backward in bfloat16 is several times slower than batched matmuls. Registered as a custom
 operator with its own backward, the matmul form survives compilation as written.
+
+Shape letters: B batch, h heads, L queries, M keys, d head channels.
 """
 
 import torch

@@ -3,6 +3,8 @@
 ``order="interleaved"``: pairs (2i, 2i+1) as stored. ``order="halves"``: every head's channels
 permuted to :func:`halves_order`, where a pair's partner sits ``D/2`` channels away, so swapping
 partners moves two contiguous halves, which vectorises. Same results in both orders.
+
+Shape letters: U units, h heads, D head channels; pairs lie on the last axis.
 """
 
 from __future__ import annotations

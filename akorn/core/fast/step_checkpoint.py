@@ -11,6 +11,8 @@ with glibc malloc that interleaving fragments the heap: at the Sudoku size (C=51
 T=16) the resident peak reached 2.5 GB with under 1 GB of live tensors. A buffer above glibc's
 32 MB mmap limit is mapped on its own, and leaves the heap to temporaries that are all freed by
 the end of each step.
+
+Shape letters: T steps, B batch, C channels.
 """
 
 from __future__ import annotations

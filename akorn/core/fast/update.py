@@ -13,6 +13,8 @@ and in eager mode on a CPU those passes cost as much as the matmuls. ``torch.com
 fuses the plain expression instead, so :class:`akorn.KuramotoLayer` uses this function only
 in eager mode (:mod:`akorn.core.fast` chooses). Both give the same values and gradients as
 :func:`akorn.core.maths.kuramoto_step` (``tests/test_kuramoto.py``).
+
+Shape letters: C channels, N oscillator dimension, O = C/N oscillators.
 """
 
 from __future__ import annotations
