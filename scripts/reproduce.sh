@@ -70,6 +70,7 @@ run() {  # NAME
       --out "$OUT/heldout-unique.csv"
     local c128=($AKORN sudoku eval pretrained:sudoku-akorn-c128 --quiet)
     "${c128[@]}" --data "$OUT/heldout-satnet.csv" --steps 16 --json "$OUT/c128-id-t16.json"
+    "${c128[@]}" --data "$OUT/heldout-satnet.csv" --steps 16 --precision bf16 --json "$OUT/c128-id-t16-bf16.json"
     "${c128[@]}" --data "$OUT/heldout-satnet.csv" --steps 16 --candidates 16 --json "$OUT/c128-id-t16-k16.json"
     "${c128[@]}" --data "$OUT/heldout-unique.csv" --steps 16 --json "$OUT/c128-unique-t16.json"
     "${c128[@]}" --data "$SATNET" --limit 500 --steps 16 --json "$OUT/c128-train-t16.json"

@@ -29,7 +29,7 @@ def merge_oscillators(xs: torch.Tensor, d: int, planar: bool = False) -> torch.T
     return xs.flatten(d, d + 1) if planar else xs.flatten(d - 1, d)
 
 
-PAIR_ORDERS = ("interleaved", "halves", "planar")
+SWAP_ORDERS = ("interleaved", "halves", "planar")
 
 
 def pair_view(x: torch.Tensor, channel_dim: int, order: str, n: int | None = None) -> tuple[torch.Tensor, int]:
@@ -49,7 +49,7 @@ def pair_view(x: torch.Tensor, channel_dim: int, order: str, n: int | None = Non
         if n is None:
             raise ValueError("order='planar' needs the oscillator dimension n")
         return x.unflatten(cdim, (n // 2, 2, -1)), cdim + 1  # (.., C, ..) -> (.., N/2, 2, O, ..)
-    raise ValueError(f"order must be one of {PAIR_ORDERS}, got {order!r}")
+    raise ValueError(f"order must be one of {SWAP_ORDERS}, got {order!r}")
 
 
 def swap_pairs(x: torch.Tensor, channel_dim: int = 1, order: str = "interleaved", n: int | None = None) -> torch.Tensor:

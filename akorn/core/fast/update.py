@@ -32,12 +32,8 @@ def plain_update(x, y, w, gamma, n: int, channel_dim: int, identity: bool, plana
     xy = (xs * ys).sum(d, keepdim=True)
     dx = ys - xy * xs
     if w is not None:
-        dx = (
-            dx
-            + split_oscillators(
-                w * swap_pairs(x, channel_dim, "planar" if planar else "interleaved", n), n, channel_dim, planar
-            )[0]
-        )
+        swapped = swap_pairs(x, channel_dim, "planar" if planar else "interleaved", n)
+        dx = dx + split_oscillators(w * swapped, n, channel_dim, planar)[0]
     if identity:
         dx = dx + xs
     u = xs + gamma * dx
