@@ -59,6 +59,8 @@ def add_parser(sub, name: str, help: str):
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_eval, extras=("classify",))
 
+    add_audit_parser(s)
+
     add_export_parser(s, "classify")
 
     im = s.add_parser("import", help="a checkpoint of the authors' classifier as our model (NAME.safetensors + .json)")
@@ -67,6 +69,166 @@ def add_parser(sub, name: str, help: str):
         "--out", required=True, help="NAME: writes NAME.safetensors and NAME.json (eval takes NAME.safetensors)"
     )
     im.set_defaults(func=cmd_import)
+
+
+def add_audit_parser(s):
+    a = s.add_parser(
+        "audit",
+        help="robustness checks that tell a robust decision from an attack that fails: EoT "
+        "convergence, an ε sweep beside noise, fixed states, the mean predictor, transfer, Square",
+    )
+    a.add_argument("run", help=MODEL_HELP)
+    a.add_argument("--data", default="", help="test images, e.g. the exact-pixel FILE.npz (default: as eval)")
+    a.add_argument("--out", default="", help="folder for report.json, report.md, audit.png, records.jsonl")
+    a.add_argument("--limit", type=int, default=500, help="images, spread evenly over the set (0: all)")
+    a.add_argument("--eps", default="8/255", help="L-inf radius of the attacks, in (0, 1]")
+    a.add_argument("--steps", type=int, default=20, help="PGD steps (step ε/3, no random start)")
+    a.add_argument("--eot", default="1,4,16,64", help="EoT samples per PGD gradient, a comma list")
+    a.add_argument("--apgd-eot", default="1,4,16", help="EoT samples of APGD-CE (pyautoattack)")
+    a.add_argument(
+        "--sweep", default="2/255,4/255,8/255,16/255,32/255,64/255,128/255,1", help="radii of the sweep, each in (0, 1]"
+    )
+    a.add_argument("--sweep-eot", type=int, default=4, help="EoT samples in the sweep and the transfer attack")
+    a.add_argument("--means", default="1,8,32", help="M of the mean-of-M-passes predictor")
+    a.add_argument("--square-queries", type=int, default=5000)
+    a.add_argument("--sections", default="eot,sweep,fixed,mean,transfer,square", help="which checks to run")
+    a.add_argument("--surrogate", default="", help="a classifier of the same classes whose PGD images transfer")
+    a.add_argument("--batch-size", type=int, default=50)
+    a.add_argument("--max-rows", type=int, default=512, help="images per forward pass of the batched EoT copies")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--resume", action="store_true", help="keep what OUT/records.jsonl holds and do the rest")
+    a.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_quiet_option(a)
+    a.add_argument("--device", default="auto", help=DEVICE_HELP)
+    a.set_defaults(func=cmd_audit, extras=("classify",))
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, got {text!r}") from None
+
+
+def _audit_plan(args):
+    from fractions import Fraction
+
+    from akorn.experiments.classify.audit import AuditPlan
+
+    def radius(text, flag):
+        try:
+            return float(Fraction(text.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise UserError(f"{flag} must be numbers or fractions such as 8/255, got {text!r}") from None
+
+    plan = AuditPlan(
+        eps=radius(args.eps, "--eps"),
+        steps=args.steps,
+        eot=_int_list(args.eot, "--eot"),
+        apgd_eot=_int_list(args.apgd_eot, "--apgd-eot"),
+        sweep=tuple(radius(v, "--sweep") for v in args.sweep.split(",") if v.strip()),
+        sweep_eot=args.sweep_eot,
+        means=_int_list(args.means, "--means"),
+        square_queries=args.square_queries,
+        sections=tuple(v.strip() for v in args.sections.split(",") if v.strip()),
+        seed=args.seed,
+        max_rows=args.max_rows,
+    )
+    plan.validate()
+    for name in ("limit", "batch_size"):
+        if getattr(args, name) < (0 if name == "limit" else 1):
+            raise UserError(f"--{name.replace('_', '-')} must be {'0 or more' if name == 'limit' else 'at least 1'}")
+    return plan
+
+
+def _audit_surrogate(args, cfg, device):
+    from akorn.experiments.model_files import load_model
+
+    if not args.surrogate:
+        return None
+    other = load_model(args.surrogate, "classify")
+    c = other.config
+    if (c.classes, c.in_channels, c.image_size) != (cfg.classes, cfg.in_channels, cfg.image_size):
+        raise UserError(
+            f"--surrogate {args.surrogate}: {c.classes} classes of {c.in_channels}-channel "
+            f"{c.image_size}px images; the audited model takes {cfg.classes} of {cfg.in_channels}-channel "
+            f"{cfg.image_size}px"
+        )
+    return other.model.to(device)
+
+
+def cmd_audit(args):
+    import torch
+    from tqdm import tqdm
+
+    from akorn.engine.distributed import pick_device
+    from akorn.engine.files import check_output_file, ensure_writable_dir, write_text_atomically
+    from akorn.engine.records import Records
+    from akorn.experiments.classify import audit
+    from akorn.experiments.classify.evaluation import spread
+    from akorn.experiments.model_files import load_model
+
+    plan = _audit_plan(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_model(args.run, "classify")
+    device = pick_device(args.device)
+    model, cfg = loaded.model.to(device), loaded.config
+    surrogate_model = _audit_surrogate(args, cfg, device)
+    data_set, _ = _data_sets(argparse_like(data=args.data, attack_data=""), cfg, loaded)
+    rows = torch.as_tensor(spread(len(data_set), args.limit))
+    images, labels = data_set.images[rows], data_set.labels[rows]
+    default_out = Path(args.run) / "audit" if "run" in loaded.record else Path("classify-audit")
+    out = Path(args.out) if args.out else default_out
+    ensure_writable_dir(out)  # only now: bad input above leaves nothing behind
+    for f in ("report.json", "report.md", "audit.png", "records.jsonl"):
+        check_output_file(out / f, f)
+    header = {
+        "model": loaded.source,
+        "data": data_set.source,
+        "images": len(rows),
+        "plan": repr(plan),
+        "surrogate": args.surrogate,
+    }
+    records = Records(out / "records.jsonl", header, key="key", resume=args.resume)
+    sampler = audit.Sampler(model, device, plan.seed, plan.max_rows)
+    surrogate = audit.Sampler(surrogate_model, device, plan.seed + 1, plan.max_rows) if surrogate_model else None
+    bar = tqdm(
+        total=audit.total_work(plan, len(rows), surrogate is not None),
+        unit="image",
+        desc="audit",
+        disable=not show_progress(args),
+        file=sys.stderr,
+    )
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        audit.run_audit(sampler, images, labels, plan, records, args.batch_size, surrogate, bar.update)
+    except KeyboardInterrupt:
+        interrupted = True  # report what the records hold; --resume does the rest
+    finally:
+        bar.close()
+        records.close()
+    summary = audit.summarize(list(records.done.values()), plan)
+    summary.update(model=loaded.source, data=data_set.source, seconds=round(time.perf_counter() - t0, 1))
+    summary["complete"] = not interrupted
+    write_text_atomically(out / "report.json", json.dumps(summary, indent=1) + "\n")
+    table = audit.format_report(summary, plan)
+    write_text_atomically(out / "report.md", table)
+    try:
+        audit.plot(summary, plan, out / "audit.png")
+    except ImportError:
+        print('akorn: no audit.png: plots need matplotlib (pip install "akorn[viz]")', file=sys.stderr)
+    print(table)
+    print(f"written: {out}/report.json, report.md, audit.png, records.jsonl")
+    if interrupted:
+        raise UserError(f"interrupted: the report covers the records so far; finish with --resume --out {out}")
+
+
+def argparse_like(**kw):
+    import types
+
+    return types.SimpleNamespace(**kw)
 
 
 def cmd_train(args):

@@ -88,7 +88,7 @@ class _AsModule(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _keep_global_rng():
+def keep_global_rng():
     """pyautoattack seeds torch's global generator on every run; restore it afterwards."""
     state = torch.random.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
@@ -124,6 +124,6 @@ def autoattack(
     # the standard version targets the 9 runner-up classes: all there are when there are fewer than 10
     adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes, classes - 1)
     adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, classes - 1)
-    with _keep_global_rng():
+    with keep_global_rng():
         x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
     return x_adv.detach()
