@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The CIFAR-10 robustness study of docs/classify.md on a 2-core CPU: AKOrN and ResNet-18 trained with
-# the same budget (65 minutes each, side by side, one thread each; the attention AKOrN's 30 minutes
-# beside them), then evaluated.
+# The CIFAR-10 robustness study of docs/classify.md on a 2-core CPU: the conv AKOrN, the attention
+# AKOrN and ResNet-18 trained with the same budget (45 minutes each, side by side, one thread each,
+# bf16), then evaluated and audited.
 #   bash scripts/cifar10_cpu_study.sh train   CIFAR_FOLDER
 #   bash scripts/cifar10_cpu_study.sh eval    EXACT_NPZ
+#   bash scripts/cifar10_cpu_study.sh audit   EXACT_NPZ
 # CIFAR_FOLDER holds train/<class>/*.jpg and test/<class>/*.jpg (../shared/data/cifar10's JPEG
 # archives unpacked); EXACT_NPZ is the 1,000 exact-pixel test images (cifar10-test1000-lossless.npz).
 set -euo pipefail
@@ -12,13 +13,13 @@ mkdir -p runs/logs
 stage=$1
 case $stage in
 train)
-    for m in akorn resnet18; do
-        akorn classify train preset=cpu model=$m data="$2" threads=1 time_limit=65 name=cifar10-$m-cpu \
-            out_dir=runs > runs/logs/cifar10-$m-cpu.log 2>&1 &
-    done
+    common=(data="$2/train" test_data="$2/test" precision=bf16 threads=1 time_limit=45 out_dir=runs)
+    akorn classify train preset=cpu model=akorn "${common[@]}" name=cifar10-akorn-cpu \
+        > runs/logs/cifar10-akorn-cpu.log 2>&1 &
     akorn classify train preset=cpu model=akorn-attn channels=128 layers=2 steps=4 heads=4 n=4 patch=4 \
-        data="$2" threads=1 time_limit=30 name=cifar10-akorn-attn-cpu out_dir=runs \
-        > runs/logs/cifar10-akorn-attn-cpu.log 2>&1 &
+        "${common[@]}" name=cifar10-akorn-attn-cpu > runs/logs/cifar10-akorn-attn-cpu.log 2>&1 &
+    akorn classify train preset=cpu model=resnet18 "${common[@]}" name=cifar10-resnet18-cpu \
+        > runs/logs/cifar10-resnet18-cpu.log 2>&1 &
     wait
     ;;
 eval)
@@ -39,8 +40,24 @@ eval)
         > runs/logs/eval-akorn-rand.log 2>&1
     wait
     ;;
+audit)
+    # n is what two cores allow in half an hour: the models' forward passes set the cost, E=16 the most
+    common=(--data "$2" --threads 1 --quiet --surrogate runs/cifar10-resnet18-cpu --eot 1,4,16 --apgd-eot 1,4
+            --sweep-eot 1 --means 1,8 --sections eot,sweep,fixed,mean,transfer)
+    akorn classify audit runs/cifar10-akorn-attn-cpu "${common[@]}" --limit 100 \
+        > runs/logs/audit-akorn-attn.log 2>&1 &
+    akorn classify audit runs/cifar10-akorn-cpu "${common[@]}" --limit 50 --apgd-eot 1 \
+        > runs/logs/audit-akorn.log 2>&1 &
+    akorn classify audit runs/cifar10-resnet18-cpu --data "$2" --threads 1 --quiet --limit 500 --eot 1 \
+        --apgd-eot 1 --sweep-eot 1 --means 1 > runs/logs/audit-resnet18.log 2>&1
+    # the gradient-free attack, 5,000 queries, on the attention AKOrN
+    akorn classify audit runs/cifar10-akorn-attn-cpu --data "$2" --threads 1 --quiet --limit 20 \
+        --sections square --square-queries 5000 --out runs/cifar10-akorn-attn-cpu/audit-square \
+        > runs/logs/audit-akorn-attn-square.log 2>&1
+    wait
+    ;;
 *)
-    echo "usage: $0 train CIFAR_FOLDER | eval EXACT_NPZ" >&2
+    echo "usage: $0 train CIFAR_FOLDER | eval EXACT_NPZ | audit EXACT_NPZ" >&2
     exit 2
     ;;
 esac

@@ -11,7 +11,8 @@
 #   sudoku-shipped     the shipped model's table in docs/sudoku.md: voting K=16, harder held-out
 #                      boards, the SATNet training boards (needs SATNET), 360 RRN boards at T=16 and T=128
 #   sudoku-exits       docs/sudoku.md's early-exit tables: 54 RRN boards, K=16, T=64 with each select and
-#                      exit; 360 RRN boards, K=100, T=128, --select valid (bf16)
+#                      exit; 360 RRN boards, K=100, T=128, --select valid (bf16); 500 held-out SATNet-like
+#                      boards, K=16, T=64, valid and energy (bf16)
 #   sudoku-extension-id  the shipped model on 200 held-out SATNet-like boards at T=16 to 512 (bf16)
 #   sudoku-c128        the C=128 model trained on the CPU (pretrained:sudoku-akorn-c128): the same board
 #                      sets as sudoku-shipped (needs SATNET and RRN)
@@ -86,7 +87,12 @@ run() {  # NAME
     "${base[@]}" --select energy --json "$OUT/exits-energy.json"
     "${base[@]}" --select energy --stable 16 --json "$OUT/exits-energy-stable16.json"
     $AKORN sudoku eval pretrained --data "$RRN" --per-givens 20 --steps 128 --candidates 100 --select valid \
-      --precision bf16 --compile --quiet --json "$OUT/exits-valid-k100.json" ;;
+      --precision bf16 --compile --quiet --json "$OUT/exits-valid-k100.json"
+    heldout
+    for select in valid energy; do
+      $AKORN sudoku eval pretrained --data "$OUT/heldout-satnet.csv" --steps 64 --candidates 16 --select $select \
+        --precision bf16 --compile --quiet --json "$OUT/exits-id-$select-k16.json"
+    done ;;
   sudoku-extension-id)
     heldout
     $AKORN sudoku extension pretrained --data "$OUT/heldout-satnet.csv" --limit 200 --steps 16,32,64,128,256,512 \

@@ -107,5 +107,3 @@ def test_audit_of_a_run_without_weights(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["classify", "audit", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
-
-

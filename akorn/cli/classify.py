@@ -4,6 +4,7 @@ export a run as a shippable model."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -202,6 +203,7 @@ def cmd_audit(args):
     )
     t0 = time.perf_counter()
     interrupted = False
+    signal.signal(signal.SIGTERM, _stop_on_term)  # a stopped audit still reports what it recorded
     try:
         audit.run_audit(sampler, images, labels, plan, records, args.batch_size, surrogate, bar.update)
     except KeyboardInterrupt:
@@ -223,6 +225,10 @@ def cmd_audit(args):
     print(f"written: {out}/report.json, report.md, audit.png, records.jsonl")
     if interrupted:
         raise UserError(f"interrupted: the report covers the records so far; finish with --resume --out {out}")
+
+
+def _stop_on_term(signum, frame):
+    raise KeyboardInterrupt
 
 
 def argparse_like(**kw):
