@@ -50,6 +50,7 @@ def test_summary_flags_an_attack_that_fails_and_checks_the_loss():
     recs += [{"setting": "pgd E=1", "losses": [1.0, 0.5, 2.0]}]
     summary = audit.summarize(recs, plan)
     assert summary["sweep_sanity"]["passed"] is False and "WARNING" in summary["verdict"]
+    assert "rose in only 50% of the steps" in summary["verdict"]
     assert summary["loss_check"]["pgd E=1"]["steps_with_loss_increase"] == 0.5
     assert summary["settings"]["pgd E=1"] == {"accuracy": 0.5, "se": pytest.approx(0.1581, abs=1e-4), "n": 10}
 

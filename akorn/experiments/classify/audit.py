@@ -341,18 +341,26 @@ def verdict(summary: dict, plan: AuditPlan) -> str:
     get = lambda name: t.get(name, {}).get("accuracy")  # noqa: E731
     clean = get("clean")
     parts = [f"Clean accuracy is {_fmt(t.get('clean'))}."]
-    eots = [(e, get(f"pgd E={e}")) for e in plan.eot if get(f"pgd E={e}") is not None]
+    eots = [e for e in plan.eot if f"pgd E={e}" in t]
     if eots:
-        (e0, a0), (e1, a1) = eots[0], eots[-1]
+        first, last = t[f"pgd E={eots[0]}"], t[f"pgd E={eots[-1]}"]
+        gap, se = first["accuracy"] - last["accuracy"], math.hypot(first["se"], last["se"])
         parts.append(
-            f"Under PGD-{plan.steps} at {radius_name(plan.eps)}, accuracy goes from {100 * a0:.1f}% with "
-            f"E={e0} EoT samples to {100 * a1:.1f}% with E={e1}"
+            f"Under PGD-{plan.steps} at {radius_name(plan.eps)}, accuracy goes from "
+            f"{100 * first['accuracy']:.1f}% with E={eots[0]} EoT samples to "
+            f"{100 * last['accuracy']:.1f}% with E={eots[-1]}"
             + (
                 ": more samples make the attack stronger, so few-sample figures overstate robustness."
-                if a0 - a1 > 0.02
-                else "."
+                if gap > 2 * se
+                else f", within two standard errors ({100 * 2 * se:.1f} points)."
             )
         )
+        rising = summary["loss_check"].get(f"pgd E={eots[-1]}", {}).get("steps_with_loss_increase")
+        if rising is not None and rising < 0.8:
+            parts.append(
+                f"Its loss rose in only {100 * rising:.0f}% of the steps: the sampled gradients do not point uphill "
+                "for the model's random forward pass, which is what a failing attack looks like."
+            )
     sanity = summary.get("sweep_sanity")
     if sanity:
         if sanity["passed"]:
