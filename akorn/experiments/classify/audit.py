@@ -397,7 +397,12 @@ def verdict(summary: dict, plan: AuditPlan) -> str:
     if worst is not None and clean:
         parts.append(
             f"The strongest attack at {radius_name(plan.eps)} leaves {100 * worst:.1f}% "
-            f"({100 * worst / clean:.0f}% of clean accuracy); that is the robust accuracy this audit supports."
+            f"({100 * worst / clean:.0f}% of clean accuracy): an upper bound on the robust accuracy"
+            + (
+                ", which the checks above support."
+                if sanity and sanity["passed"]
+                else ", and without a passing radius sweep not evidence of robustness."
+            )
         )
     return " ".join(parts)
 
