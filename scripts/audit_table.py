@@ -21,12 +21,16 @@ def main(specs: list[str]) -> int:
         return 2
     reports = {}
     for spec in specs:
-        name, _, path = spec.partition("=")
-        try:
-            reports[name] = json.loads(open(path, encoding="utf-8").read())
-        except (OSError, ValueError) as e:
-            print(f"audit_table: cannot read {path}: {e}", file=sys.stderr)
-            return 2
+        name, _, paths = spec.partition("=")
+        reports[name] = {"settings": {}}
+        for path in paths.split("+"):
+            try:
+                report = json.loads(open(path, encoding="utf-8").read())
+            except (OSError, ValueError) as e:
+                print(f"audit_table: cannot read {path}: {e}", file=sys.stderr)
+                return 2
+            for setting, entry in report["settings"].items():
+                reports[name]["settings"].setdefault(setting, entry)
     rows = list(dict.fromkeys(s for r in reports.values() for s in r["settings"]))
     print("| setting | " + " | ".join(reports) + " |")
     print("|---|" + "---|" * len(reports))
