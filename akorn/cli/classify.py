@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from akorn.cli.common import (
     DEVICE_HELP,
@@ -176,7 +177,7 @@ def cmd_audit(args):
     device = pick_device(args.device)
     model, cfg = loaded.model.to(device), loaded.config
     surrogate_model = _audit_surrogate(args, cfg, device)
-    data_set, _ = _data_sets(argparse_like(data=args.data, attack_data=""), cfg, loaded)
+    data_set, _ = _data_sets(SimpleNamespace(data=args.data, attack_data=""), cfg, loaded)
     rows = torch.as_tensor(spread(len(data_set), args.limit))
     images, labels = data_set.images[rows], data_set.labels[rows]
     default_out = Path(args.run) / "audit" if "run" in loaded.record else Path("classify-audit")
@@ -229,12 +230,6 @@ def cmd_audit(args):
 
 def _stop_on_term(signum, frame):
     raise KeyboardInterrupt
-
-
-def argparse_like(**kw):
-    import types
-
-    return types.SimpleNamespace(**kw)
 
 
 def cmd_train(args):
