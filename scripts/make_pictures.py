@@ -67,10 +67,21 @@ def save(array_or_path, name: str, width: int | None = None) -> str:
     return f"images/{name}"
 
 
+def save_gif(frames: list[np.ndarray], name: str, width: int, fps: int = 12) -> str:
+    """A small looping GIF in docs/images."""
+    ims = [Image.fromarray(f) for f in frames]
+    if ims[0].width > width:
+        size = (width, round(ims[0].height * width / ims[0].width))
+        ims = [im.resize(size, Image.LANCZOS) for im in ims]
+    ims[0].save(IMAGES / name, save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0, optimize=True)
+    return f"images/{name}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="runs/pictures", help="scratch folder for the commands' outputs")
     p.add_argument("--objects-run", help="an object-discovery run folder (default: pretrained:tetrominoes)")
+    p.add_argument("--layers-run", help="an object-discovery run with several layers, for the per-layer speeds")
     p.add_argument("--boards", type=int, default=100, help="held-out boards for the extension curves")
     a = p.parse_args()
     work = ROOT / a.work
@@ -84,18 +95,60 @@ def main():
         "",
     ]
 
-    # Travelling waves: one Kuramoto layer with a fixed random conv coupling, driven by an image.
-    akorn("viz", "waves", "--threshold", "0.2", "--steps", "96", "--out", work / "waves")
-    frames = gif_frames(work / "waves" / "waves.gif", [0, 8, 24, 48, -1])
-    save(frames[-1], "waves.png")
+    # Travelling waves: one Kuramoto layer with a fixed conv coupling, driven by an image.
+    waves = {
+        "phase lag 1.2 (the defaults)": ("waves", []),
+        "no lag (symmetric J)": ("waves-lag0", ["--lag", "0"]),
+        "phase lag 1.2, mask sets only c = 0": ("waves-stimulus", ["--mask-mode", "stimulus"]),
+    }
+    measured = {}
+    for label, (folder, words) in waves.items():
+        akorn("viz", "waves", *words, "--out", work / folder)
+        measured[label] = json.loads((work / folder / "measures.json").read_text())
+    picks = [0, 128, 132, 136, 140, 144]
+    frames = gif_frames(work / "waves" / "waves.gif", picks)
+    save(frames[2], "waves.png")
+    save_gif(gif_frames(work / "waves" / "waves.gif", list(range(128, 193, 2))), "waves.gif", width=400)
     page += [
         "## Travelling waves",
         "",
-        f"![frames 0, 8, 24, 48 and 96]({save(strip(frames), 'waves-frames.png', 1200)})",
+        f"![frames {', '.join(map(str, picks))}]({save(strip(frames), 'waves-frames.png', 1200)})",
         "",
-        "Each frame: the image, then the oscillator phases with the background masked (c = 0 outside",
-        "the object), then without the mask. Frames 0, 8, 24, 48 and 96 of",
-        "`akorn viz waves --threshold 0.2 --steps 96`.",
+        "Each frame: the image, then the oscillator phases (hue) with the background masked, then without",
+        f"the mask. Frames {', '.join(map(str, picks))} of `akorn viz waves` (the built-in picture, 64x64,",
+        "N=2, a 5x5 Gaussian coupling with phase lag 1.2 rad, γ=0.2, 256 steps; masked pixels leave the",
+        "system and are drawn dark). The animation is `waves.gif` in the same folder.",
+        "",
+        "What the runs do over steps 128..256, from their `measures.json` (speeds in degrees per",
+        "step, wavefronts in pixels per step; the divergence rate is the largest Lyapunov exponent per",
+        "step, from twins 1e-6 apart renormalised every step; period: none when the autocorrelation",
+        "never comes back above 0.9):",
+        "",
+        "| run | object speed | background speed | phase velocity | wavefront speed | period | divergence rate"
+        " | R in object |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, rec in measured.items():
+        for name, m in rec["runs"].items():
+            bg = m.get("background_speed_deg_per_step")
+            page.append(
+                f"| {label}: {name} | {m['object_speed_deg_per_step']:.2f} | "
+                + ("–" if bg is None else f"{bg:.2f}")
+                + f" | {m['phase_velocity_deg_per_step']:.2f} | {m['wavefront_speed_px_per_step']:.3f} | "
+                f"{m['period_steps'] or 'none'} | {m['divergence_rate_per_step']:.4f} | "
+                f"{m['order_parameter_object']:.2f} |"
+            )
+    page += [
+        "",
+        "Commands: `akorn viz waves`, `akorn viz waves --lag 0`, `akorn viz waves --mask-mode stimulus`.",
+        "",
+        f"![speed]({save(work / 'waves' / 'speed.png', 'waves-speed.png')})"
+        f" ![divergence rate]({save(work / 'waves' / 'divergence.png', 'waves-divergence.png')})"
+        f" ![autocorrelation]({save(work / 'waves' / 'autocorrelation.png', 'waves-autocorrelation.png')})",
+        "",
+        "Angular speed over steps inside the object and in the background, the running estimate of",
+        "the divergence rate, and the autocorrelation of the object's state against lag, of the",
+        "default run.",
         "",
         f"![energy]({save(work / 'waves' / 'energy.png', 'waves-energy.png')})"
         f" ![order parameter]({save(work / 'waves' / 'order.png', 'waves-order.png')})",
@@ -189,6 +242,27 @@ def main():
         "then the clusters of the readout at the same steps.",
         "",
     ]
+
+    # How fast each layer turns: the shipped model, and a stacked run if one is given.
+    page += ["## Layers that settle at different speeds", ""]
+    for model in [run] + ([a.layers_run] if a.layers_run else []):
+        folder = work / ("layers-" + Path(model).name.replace(":", "-"))
+        akorn("viz", "objects", model, "--index", "1", "--projection", "tsne", "--out", folder)
+        layers = json.loads((folder / "layers.json").read_text())["layers"]
+        rows = [gif_frames(folder / f"layer{k + 1}-states.gif", [0, 1, 2, 4, -1]) for k in range(len(layers))]
+        name = Path(model).name.replace(":", "-")
+        page += [
+            f"![t-SNE frames per layer]({save(np.concatenate([strip(r) for r in rows], 0), f'layers-{name}.png')})",
+            "",
+            f"`akorn viz objects {model} --index 1 --projection tsne`: each row a layer, its states at steps",
+            "0, 1, 2, 4 and the last, coloured by one t-SNE fitted over all steps of that layer.",
+            "",
+            "| layer | mean angular speed (deg/step) | settling step (speed below a tenth of its peak) |",
+            "|---|---|---|",
+        ]
+        for k, m in layers.items():
+            page.append(f"| {k} | {m['mean_speed_deg_per_step']:.2f} | {m['settling_step']} |")
+        page += ["", f"![speed per layer]({save(folder / 'speed.png', f'layers-{name}-speed.png')})", ""]
 
     (ROOT / "docs" / "pictures.md").write_text("\n".join(page))
     total = sum(f.stat().st_size for f in IMAGES.glob("*.png"))

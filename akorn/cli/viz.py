@@ -17,18 +17,35 @@ def add_parser(sub, name: str, help: str):
     p = sub.add_parser(name, help=help)
     s = subcommands(p)
 
-    w = s.add_parser("waves", help="travelling waves of one Kuramoto layer driven by an image")
-    w.add_argument("image", nargs="?", help="image file (default: a built-in picture)")
+    w = s.add_parser(
+        "waves",
+        help="travelling waves of one Kuramoto layer driven by an image, with measures of the motion",
+        description="One Kuramoto layer with a fixed conv coupling J, driven by an image (c), no learning. "
+        "The defaults make waves travel: a phase lag in J (Kuramoto-Sakaguchi). Writes the animation, "
+        "measures.json (speeds, wavefront speed, period, divergence rate) and plots over steps.",
+    )
+    w.add_argument("image", nargs="?", help="image file (default: a built-in picture, masked at its shapes)")
     w.add_argument("--out", default="viz-waves", help="output folder")
     w.add_argument("--size", type=int, default=64, help="resize the image to SIZE x SIZE (0: keep)")
     w.add_argument("--mask", help="mask image (non-zero = object); masked and unmasked runs side by side")
     w.add_argument("--threshold", type=float, help="object = pixels brighter than this (0..1), instead of --mask")
-    w.add_argument("--steps", type=int, default=96, renamed_from=("--T",), help="Kuramoto steps")
+    w.add_argument(
+        "--mask-mode",
+        choices=["remove", "stimulus"],
+        default="remove",
+        help="remove: masked pixels leave the system (no stimulus, no coupling); stimulus: only c = 0 there",
+    )
+    w.add_argument("--steps", type=int, default=256, renamed_from=("--T",), help="Kuramoto steps (at least 2)")
     w.add_argument("--n", type=int, default=2, renamed_from=("--N",), help="oscillator dimension N")
-    w.add_argument("--oscillators", type=int, default=4, help="oscillators per pixel (channels = N x this)")
-    w.add_argument("--kernel", type=int, default=9, help="conv coupling kernel size (odd)")
-    w.add_argument("--gamma", type=float, default=0.5)
-    w.add_argument("--omega", type=float, default=0.3, help="natural frequency ω (even N)")
+    w.add_argument("--oscillators", type=int, default=1, help="oscillators per pixel (channels = N x this)")
+    w.add_argument("--kernel", type=int, default=5, help="conv coupling kernel size (odd)")
+    w.add_argument("--coupling", type=float, default=2.0, help="strength of the local coupling kernel")
+    w.add_argument("--lag", type=float, default=1.2, help="phase lag of the coupling, radians (0: symmetric J)")
+    w.add_argument("--random-coupling", type=float, default=0.0, help="scale of a random conv kernel added to J")
+    w.add_argument("--gamma", type=float, default=0.2, help="step size γ")
+    w.add_argument("--omega", type=float, default=0.0, help="natural frequency ω (even N)")
+    w.add_argument("--omega-spread", type=float, default=0.0, help="ω varies per pixel by this times a normal draw")
+    w.add_argument("--stimulus-scale", type=float, default=1.0, help="scale of the image as stimulus c")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument(
         "--projection",
@@ -61,6 +78,12 @@ def add_parser(sub, name: str, help: str):
     o.add_argument("--clusters", type=int, default=0, renamed_from=("--k",), help="clusters (default: the dataset's)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--fps", type=int, default=6)
+    o.add_argument(
+        "--projection",
+        choices=["pca", "tsne", "umap"],
+        default="pca",
+        help="state colouring, fitted over all steps of a layer (t-SNE subsamples past 3,000 states)",
+    )
     o.set_defaults(func=cmd_objects, extras=("viz", "objects"))
 
     d = s.add_parser("adapters", help="Kuramoto adapters on a photograph: state video and masks over the steps")
@@ -70,6 +93,12 @@ def add_parser(sub, name: str, help: str):
     d.add_argument("--clusters", type=int, default=4)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--fps", type=int, default=4)
+    d.add_argument(
+        "--projection",
+        choices=["pca", "tsne", "umap"],
+        default="pca",
+        help="state colouring, fitted over all steps of a layer (t-SNE subsamples past 3,000 states)",
+    )
     d.set_defaults(func=cmd_adapters, extras=("viz", "objects"))
 
     a = s.add_parser("accuracy", help="plot board accuracy against T_eval from 'akorn sudoku extension' results")
@@ -96,14 +125,34 @@ def cmd_waves(args):
 
     if args.size < 0:
         raise UserError(f"--size must be a positive number of pixels, or 0 to keep the image's size; got {args.size}")
-    if args.kernel < 1 or args.kernel % 2 == 0:
-        raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
-    if args.steps < 1:
-        raise UserError(f"--steps must be positive, got {args.steps}")
-    if args.n < 1 or args.oscillators < 1:
-        raise UserError(f"--n and --oscillators must be positive, got {args.n} and {args.oscillators}")
     if args.fps < 1:
         raise UserError(f"--fps must be positive, got {args.fps}")
+    if args.steps < 2:
+        raise UserError(f"--steps must be at least 2 (the measures compare steps), got {args.steps}")
+    if args.kernel < 1 or args.kernel % 2 == 0:
+        raise UserError(f"--kernel must be a positive odd number, got {args.kernel}")
+    if args.n < 1 or args.oscillators < 1:
+        raise UserError(f"--n and --oscillators must be positive, got {args.n} and {args.oscillators}")
+    settings = waves.WaveSettings(
+        n=args.n,
+        oscillators=args.oscillators,
+        kernel_size=args.kernel,
+        coupling=args.coupling,
+        lag=args.lag,
+        random_coupling=args.random_coupling,
+        omega=args.omega,
+        omega_spread=args.omega_spread,
+        gamma=args.gamma,
+        stimulus_scale=args.stimulus_scale,
+        mask_mode=args.mask_mode,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    try:
+        settings.check()
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    require_projection(args.projection)
     if args.image:
         from PIL import Image
 
@@ -123,52 +172,93 @@ def cmd_waves(args):
         mask = waves.load_mask(args.mask, (H, W), original)
     elif args.threshold is not None:
         mask = image.mean(-1) > args.threshold
-    waves.check_run_size(H, W, args.n * args.oscillators, args.steps)
+    elif not args.image:
+        mask = image.mean(-1) > 0.2  # the built-in picture's shapes
+    waves.check_run_size(H, W, settings.n * settings.oscillators, settings.steps)
     # Everything is checked: only now is the output folder made, so a failed run leaves nothing behind.
     out = ensure_writable_dir(args.out)
-    kw = dict(
-        n=args.n,
-        oscillators=args.oscillators,
-        steps=args.steps,
-        kernel_size=args.kernel,
-        gamma=args.gamma,
-        omega=args.omega,
-        seed=args.seed,
-    )
-    try:
-        runs = {"unmasked": waves.run_waves(image, None, **kw)}
-        if mask is not None:
-            runs["masked"] = waves.run_waves(image, mask, **kw)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    masks = {"unmasked": None} if mask is None else {"masked": mask, "unmasked": None}
+    runs = {k: waves.run_waves(image, m, settings) for k, m in masks.items()}
+    half = settings.steps // 2
+    rates = {k: waves.divergence_rates(image, m, settings, runs[k], half) for k, m in masks.items()}
+    report, curves = waves.wave_measures(runs, rates, (H, W), mask, settings.n)
     # colour all runs jointly so the same colour means the same state everywhere
-    joint = torch.cat([r[0] for r in runs.values()], 1)
-    colours = _colour(joint, args.projection, args.n)
+    joint = torch.cat([r.states.float() for r in runs.values()], 1)
+    colours = _colour(joint, args.projection, settings.n)
     T1 = colours.shape[0]
-    panels = np.split(colours.reshape(T1, len(runs), H, W, 3), len(runs), axis=1)
+    panels = [p[:, 0] for p in np.split(colours.reshape(T1, len(runs), H, W, 3), len(runs), axis=1)]
+    if mask is not None and settings.mask_mode == "remove":
+        panels[0][:, ~mask] = 0.12  # pixels outside the system: drawn dark, they hold no state
     sep = np.ones((T1, H, 2, 3), np.float32)
-    inputs = np.repeat(image[None], T1, 0)
-    tiles = [inputs]
+    tiles = [np.repeat(image[None], T1, 0)]
     for pnl in panels:
-        tiles += [sep, pnl[:, 0]]
+        tiles += [sep, pnl]
     frames = media.upscale(np.concatenate(tiles, 2), max(1, 160 // H))
     media.write_gif(frames, out / "waves.gif", args.fps)
     mp4 = media.write_mp4(frames, out / "waves.mp4", args.fps)
     media.write_png(frames[-1], out / "waves-last.png")
+    energies = {k: r.energy.float().numpy() for k, r in runs.items()}
+    plots.plot_curves(energies, out / "energy.png", "step", "energy E(x)", "energy against step")
+    order = {}
+    for name, run in runs.items():
+        for k, v in waves.order_curves(run.states, settings.n, mask).items():
+            order[f"{name}: {k}"] = v
+    plots.plot_curves(order, out / "order.png", "step", "order parameter R", "synchrony against step")
+    plots.plot_curves(curves["speed"], out / "speed.png", "step", "angular speed (deg/step)", "motion against step")
     plots.plot_curves(
-        {k: r[1].numpy() for k, r in runs.items()}, out / "energy.png", "step", "energy E(x)", "energy against step"
+        curves["divergence rate"],
+        out / "divergence.png",
+        f"steps after step {half}",
+        "log growth per step (running mean)",
+        "divergence rate of runs 1e-6 apart",
     )
-    curves = {}
-    for name, (states, _, _) in runs.items():
-        for k, v in waves.order_curves(states, args.n, mask).items():
-            curves[f"{name}: {k}"] = v
-    plots.plot_curves(curves, out / "order.png", "step", "order parameter R", "synchrony against step")
+    plots.plot_curves(
+        curves["autocorrelation"], out / "autocorrelation.png", "lag (steps)", "A(lag)", "does the motion repeat?"
+    )
+    record = {
+        "settings": vars(settings) | {"image": str(args.image or "built-in"), "size": [H, W]},
+        "masked_pixels": None if mask is None else int((~mask).sum()),
+        "measured_over": f"steps {settings.steps // 2}..{settings.steps}",
+        "runs": report,
+    }
+    (out / "measures.json").write_text(json.dumps(record, indent=2) + "\n")
     media.write_index(out, "akorn: travelling waves")
+    for name, m in report.items():
+        print(f"{name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
     print(
         f"wrote {out}/waves.gif"
         + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
-        + ", energy.png, order.png, index.html"
+        + ", measures.json, energy.png, order.png, speed.png, divergence.png, autocorrelation.png, index.html"
     )
+
+
+def write_motion(out: Path, motion: dict, projection: str):
+    """Each layer's angular speed over the steps: layers.json, speed.png and one line per layer."""
+    from akorn.viz import plots
+
+    (out / "layers.json").write_text(json.dumps({"projection": projection, "layers": motion}, indent=2) + "\n")
+    curves = {k: np.array(m["speed_deg_per_step"]) for k, m in motion.items()}
+    plots.plot_curves(curves, out / "speed.png", "step", "angular speed (deg/step)", "how fast each layer turns")
+    for name, m in motion.items():
+        settle = m["settling_step"]
+        print(
+            f"{name}: mean angular speed {m['mean_speed_deg_per_step']:.2f} deg/step, "
+            + (f"settles at step {settle}" if settle is not None else "does not settle")
+        )
+
+
+def _fmt(v) -> str:
+    return "none" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def require_projection(method: str | None):
+    """A projection's package, checked before any output is written."""
+    from akorn.extras import require
+
+    if method == "tsne":
+        require("objects", what="--projection tsne")
+    elif method == "umap":
+        require("umap", what="--projection umap")
 
 
 def cmd_sudoku(args):
@@ -260,8 +350,9 @@ def cmd_adapters(args):
     from akorn.experiments.model_files import load_model
     from akorn.experiments.objects.masks import cluster_features, upsample_labels
     from akorn.viz import media
-    from akorn.viz.object_viz import masks_over_steps, state_frames
+    from akorn.viz.object_viz import layer_motion, masks_over_steps, state_frames
 
+    require_projection(args.projection)
     loaded = load_model(args.run, "adapters")
     net, cfg = loaded.model, loaded.config
     if args.image:
@@ -283,7 +374,9 @@ def cmd_adapters(args):
     out = ensure_writable_dir(args.out)
     img = resize(torch.from_numpy(np.ascontiguousarray(photo))[None], cfg.image_size)
     traj = net.adapter.trajectory(img, net.last, torch.Generator().manual_seed(args.seed))[0]
-    frames = state_frames(traj, cfg.n, cfg.image_size)
+    frames = state_frames(traj, cfg.n, cfg.image_size, args.projection, args.seed, print)
+    motion = {"layer 1": layer_motion(traj, cfg.n)}
+    write_motion(out, motion, args.projection)
     media.write_gif(frames, out / "states.gif", args.fps)
     media.write_png(frames[-1], out / "states-final.png")
     size = cfg.image_size
@@ -306,8 +399,9 @@ def cmd_objects(args):
     from akorn.experiments.objects.masks import cluster_features, upsample_labels
     from akorn.experiments.objects.models import ImageAKOrN
     from akorn.viz import media, plots
-    from akorn.viz.object_viz import masks_over_steps, state_frames
+    from akorn.viz.object_viz import layer_motion, masks_over_steps, state_frames
 
+    require_projection(args.projection)
     exp = ObjectsExperiment()
     loaded = load_model(args.run, exp, compile=False)
     model, cfg = loaded.model, loaded.config
@@ -322,8 +416,10 @@ def cmd_objects(args):
     with torch.no_grad():
         _, trajectories = model.features(img, torch.Generator().manual_seed(args.seed), return_states=True)
     size = img.shape[-1]
+    motion = {}
     for layer, traj in enumerate(trajectories):
-        frames = state_frames(traj[0], model.n, size)
+        motion[f"layer {layer + 1}"] = layer_motion(traj[0], model.n)
+        frames = state_frames(traj[0], model.n, size, args.projection, args.seed, print)
         media.write_gif(frames, out / f"layer{layer + 1}-states.gif", args.fps)
         media.write_mp4(frames, out / f"layer{layer + 1}-states.mp4", args.fps)
 
@@ -346,5 +442,6 @@ def cmd_objects(args):
         np.repeat(np.repeat(img[0].permute(1, 2, 0).numpy(), max(1, 160 // size), 0), max(1, 160 // size), 1),
         out / "image.png",
     )
+    write_motion(out, motion, args.projection)
     media.write_index(out, "akorn: objects binding over steps")
     print(f"wrote {len(trajectories)} layer(s) of state and mask animations to {out}/index.html")

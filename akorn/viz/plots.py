@@ -17,7 +17,14 @@ def _plt():
 
 
 def plot_curves(
-    curves: dict[str, np.ndarray], path: Path, xlabel: str, ylabel: str, title: str = "", logx: bool = False, x=None
+    curves: dict[str, np.ndarray],
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    x=None,
+    logy: bool = False,
 ):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -26,6 +33,8 @@ def plot_curves(
         ax.plot(xs, y, marker="o" if x is not None else None, ms=3, label=label)
     if logx:
         ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

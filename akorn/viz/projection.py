@@ -46,18 +46,39 @@ def _umap(flat: torch.Tensor, seed: int) -> np.ndarray:
 PROJECTIONS = {"pca": _pca, "tsne": _tsne, "umap": _umap}
 
 
-def project_states(states: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
+# t-SNE's cost grows with the square of the points: past this many, it is fitted on a sample
+TSNE_MAX_POINTS = 3000
+
+
+def _nearest(points: torch.Tensor, fitted: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """For every row of ``points``, the index of its nearest row in ``fitted``."""
+    return torch.cat([torch.cdist(points[i : i + chunk], fitted).argmin(1) for i in range(0, len(points), chunk)])
+
+
+def project_states(
+    states: torch.Tensor, method: str = "pca", seed: int = 0, say=None, max_points: int = TSNE_MAX_POINTS
+) -> np.ndarray:
     """``(T, U, D)`` states (T steps, U units, D features) -> ``(T, U, 3)`` colours in [0, 1].
 
     ``pca`` (default), ``tsne`` (scikit-learn) or ``umap`` (umap-learn), fitted once over every
-    unit at every step.
+    unit at every step. t-SNE over more than ``max_points`` states is fitted on a random sample of
+    that many; every other state takes the position of its nearest sampled state, and ``say``
+    (a function of one string) is told so.
     """
     if states.ndim != 3:
         raise UserError(f"states must be (T, U, D), got shape {tuple(states.shape)}")
     if method not in PROJECTIONS:
         raise UserError(f"unknown projection {method!r}; choose {', '.join(PROJECTIONS)}")
     T, U, D = states.shape
-    z = PROJECTIONS[method](states.reshape(T * U, D).double(), seed)
+    flat = states.reshape(T * U, D).double()
+    if method == "tsne" and len(flat) > max_points:
+        pick = torch.randperm(len(flat), generator=torch.Generator().manual_seed(seed))[:max_points]
+        fitted = PROJECTIONS[method](flat[pick], seed)
+        z = fitted[_nearest(flat, flat[pick]).numpy()]
+        if say is not None:
+            say(f"t-SNE fitted on {max_points} of {len(flat)} states; the rest take their nearest fitted state's place")
+    else:
+        z = PROJECTIONS[method](flat, seed)
     return _minmax(z).reshape(T, U, 3).astype(np.float32)
 
 
