@@ -44,7 +44,7 @@ def test_waves_outputs(tmp_path):
     frames = _gif_frames(out / "waves.gif")
     assert frames.shape[0] == 11  # x_0 .. x_T
     scale = 160 // 12
-    assert frames.shape[1] == 12 * scale and frames.shape[2] == (3 * 12 + 4) * scale  # image | unmasked | masked
+    assert frames.shape[1] == 12 * scale and frames.shape[2] == (3 * 12 + 4) * scale  # image | masked | unmasked
     diffs = [np.abs(frames[t + 1].astype(int) - frames[t]).mean() for t in range(10)]
     assert all(d > 0 for d in diffs[:3])  # the states move
     for name in ("energy.png", "order.png", "index.html", "waves-last.png"):
