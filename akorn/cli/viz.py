@@ -17,44 +17,7 @@ def add_parser(sub, name: str, help: str):
     p = sub.add_parser(name, help=help)
     s = subcommands(p)
 
-    w = s.add_parser(
-        "waves",
-        help="travelling waves of one Kuramoto layer driven by an image, with measures of the motion",
-        description="One Kuramoto layer with a fixed conv coupling J, driven by an image (c), no learning. "
-        "The defaults make waves travel: a phase lag in J (Kuramoto-Sakaguchi). Writes the animation, "
-        "measures.json (speeds, wavefront speed, period, divergence rate) and plots over steps.",
-    )
-    w.add_argument("image", nargs="?", help="image file (default: a built-in picture, masked at its shapes)")
-    w.add_argument("--out", default="viz-waves", help="output folder")
-    w.add_argument("--size", type=int, default=64, help="resize the image to SIZE x SIZE (0: keep)")
-    w.add_argument("--mask", help="mask image (non-zero = object); masked and unmasked runs side by side")
-    w.add_argument("--threshold", type=float, help="object = pixels brighter than this (0..1), instead of --mask")
-    w.add_argument(
-        "--mask-mode",
-        choices=["remove", "stimulus"],
-        default="remove",
-        help="remove: masked pixels leave the system (no stimulus, no coupling); stimulus: only c = 0 there",
-    )
-    w.add_argument("--steps", type=int, default=256, renamed_from=("--T",), help="Kuramoto steps (at least 2)")
-    w.add_argument("--n", type=int, default=2, renamed_from=("--N",), help="oscillator dimension N")
-    w.add_argument("--oscillators", type=int, default=1, help="oscillators per pixel (channels = N x this)")
-    w.add_argument("--kernel", type=int, default=5, help="conv coupling kernel size (odd)")
-    w.add_argument("--coupling", type=float, default=2.0, help="strength of the local coupling kernel")
-    w.add_argument("--lag", type=float, default=1.2, help="phase lag of the coupling, radians (0: symmetric J)")
-    w.add_argument("--random-coupling", type=float, default=0.0, help="scale of a random conv kernel added to J")
-    w.add_argument("--gamma", type=float, default=0.2, help="step size γ")
-    w.add_argument("--omega", type=float, default=0.0, help="natural frequency ω (even N)")
-    w.add_argument("--omega-spread", type=float, default=0.0, help="ω varies per pixel by this times a normal draw")
-    w.add_argument("--stimulus-scale", type=float, default=1.0, help="scale of the image as stimulus c")
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument(
-        "--projection",
-        choices=["pca", "tsne", "umap", "phase"],
-        default=None,
-        help="state colouring (default: phase wheel for N=2, PCA otherwise)",
-    )
-    w.add_argument("--fps", type=int, default=12)
-    w.set_defaults(func=cmd_waves, extras=("viz",))
+    add_waves_parser(s)
 
     k = s.add_parser("sudoku", help="a trained Sudoku model settling on a board: GIF and energy curve")
     k.add_argument("puzzle", nargs="?", help="81-character puzzle (default: a generated one)")
@@ -109,6 +72,48 @@ def add_parser(sub, name: str, help: str):
     a.set_defaults(func=cmd_accuracy, extras=("viz",))
 
 
+def add_waves_parser(s):
+    """``akorn viz waves``: every setting of the layer is a flag."""
+    w = s.add_parser(
+        "waves",
+        help="travelling waves of one Kuramoto layer driven by an image, with measures of the motion",
+        description="One Kuramoto layer with a fixed conv coupling J, driven by an image (c), no learning. "
+        "The defaults make waves travel: a phase lag in J (Kuramoto-Sakaguchi). Writes the animation, "
+        "measures.json (speeds, wavefront speed, period, divergence rate) and plots over steps.",
+    )
+    w.add_argument("image", nargs="?", help="image file (default: a built-in picture, masked at its shapes)")
+    w.add_argument("--out", default="viz-waves", help="output folder")
+    w.add_argument("--size", type=int, default=64, help="resize the image to SIZE x SIZE (0: keep)")
+    w.add_argument("--mask", help="mask image (non-zero = object); masked and unmasked runs side by side")
+    w.add_argument("--threshold", type=float, help="object = pixels brighter than this (0..1), instead of --mask")
+    w.add_argument(
+        "--mask-mode",
+        choices=["remove", "stimulus"],
+        default="remove",
+        help="remove: masked pixels leave the system (no stimulus, no coupling); stimulus: only c = 0 there",
+    )
+    w.add_argument("--steps", type=int, default=256, renamed_from=("--T",), help="Kuramoto steps (at least 2)")
+    w.add_argument("--n", type=int, default=2, renamed_from=("--N",), help="oscillator dimension N")
+    w.add_argument("--oscillators", type=int, default=1, help="oscillators per pixel (channels = N x this)")
+    w.add_argument("--kernel", type=int, default=5, help="conv coupling kernel size (odd)")
+    w.add_argument("--coupling", type=float, default=2.0, help="strength of the local coupling kernel")
+    w.add_argument("--lag", type=float, default=1.2, help="phase lag of the coupling, radians (0: symmetric J)")
+    w.add_argument("--random-coupling", type=float, default=0.0, help="scale of a random conv kernel added to J")
+    w.add_argument("--gamma", type=float, default=0.2, help="step size γ")
+    w.add_argument("--omega", type=float, default=0.0, help="natural frequency ω (even N)")
+    w.add_argument("--omega-spread", type=float, default=0.0, help="ω varies per pixel by this times a normal draw")
+    w.add_argument("--stimulus-scale", type=float, default=1.0, help="scale of the image as stimulus c")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument(
+        "--projection",
+        choices=["pca", "tsne", "umap", "phase"],
+        default=None,
+        help="state colouring (default: phase wheel for N=2, PCA otherwise)",
+    )
+    w.add_argument("--fps", type=int, default=12)
+    w.set_defaults(func=cmd_waves, extras=("viz",))
+
+
 def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:
     from akorn.viz.projection import phase_colours, project_states
 
@@ -120,8 +125,8 @@ def _colour(states: torch.Tensor, method: str | None, n: int) -> np.ndarray:
     return project_states(states, method)
 
 
-def cmd_waves(args):
-    from akorn.viz import media, plots, waves
+def _waves_settings(args):
+    from akorn.viz import waves
 
     if args.size < 0:
         raise UserError(f"--size must be a positive number of pixels, or 0 to keep the image's size; got {args.size}")
@@ -152,11 +157,17 @@ def cmd_waves(args):
         settings.check()
     except ValueError as e:
         raise UserError(str(e)) from None
-    require_projection(args.projection)
+    return settings
+
+
+def _waves_inputs(args):
+    """The image and its mask (None: no masked run)."""
+    from akorn.viz import waves
+
+    original = None
     if args.image:
         from PIL import Image
 
-        original = None
         try:
             with Image.open(args.image) as im:
                 original = (im.height, im.width)
@@ -164,16 +175,22 @@ def cmd_waves(args):
             pass
         image = waves.load_image(args.image, args.size)
     else:
-        original = None
         image = waves.default_image(args.size or 64)
     H, W, _ = image.shape
-    mask = None
     if args.mask:
-        mask = waves.load_mask(args.mask, (H, W), original)
-    elif args.threshold is not None:
-        mask = image.mean(-1) > args.threshold
-    elif not args.image:
-        mask = image.mean(-1) > 0.2  # the built-in picture's shapes
+        return image, waves.load_mask(args.mask, (H, W), original)
+    if args.threshold is not None:
+        return image, image.mean(-1) > args.threshold
+    return image, (None if args.image else image.mean(-1) > 0.2)  # the built-in picture's shapes
+
+
+def cmd_waves(args):
+    from akorn.viz import media, waves
+
+    settings = _waves_settings(args)
+    require_projection(args.projection)
+    image, mask = _waves_inputs(args)
+    H, W, _ = image.shape
     waves.check_run_size(H, W, settings.n * settings.oscillators, settings.steps)
     # Everything is checked: only now is the output folder made, so a failed run leaves nothing behind.
     out = ensure_writable_dir(args.out)
@@ -197,6 +214,27 @@ def cmd_waves(args):
     media.write_gif(frames, out / "waves.gif", args.fps)
     mp4 = media.write_mp4(frames, out / "waves.mp4", args.fps)
     media.write_png(frames[-1], out / "waves-last.png")
+    _waves_plots(out, runs, curves, mask, settings)
+    record = {
+        "settings": vars(settings) | {"image": str(args.image or "built-in"), "size": [H, W]},
+        "masked_pixels": None if mask is None else int((~mask).sum()),
+        "measured_over": f"steps {half}..{settings.steps}",
+        "runs": report,
+    }
+    (out / "measures.json").write_text(json.dumps(record, indent=2) + "\n")
+    media.write_index(out, "akorn: travelling waves")
+    for name, m in report.items():
+        print(f"{name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
+    print(
+        f"wrote {out}/waves.gif"
+        + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
+        + ", measures.json, energy.png, order.png, speed.png, divergence.png, autocorrelation.png, index.html"
+    )
+
+
+def _waves_plots(out: Path, runs: dict, curves: dict, mask, settings):
+    from akorn.viz import plots, waves
+
     energies = {k: r.energy.float().numpy() for k, r in runs.items()}
     plots.plot_curves(energies, out / "energy.png", "step", "energy E(x)", "energy against step")
     order = {}
@@ -208,27 +246,12 @@ def cmd_waves(args):
     plots.plot_curves(
         curves["divergence rate"],
         out / "divergence.png",
-        f"steps after step {half}",
+        f"steps after step {settings.steps // 2}",
         "log growth per step (running mean)",
         "divergence rate of runs 1e-6 apart",
     )
     plots.plot_curves(
         curves["autocorrelation"], out / "autocorrelation.png", "lag (steps)", "A(lag)", "does the motion repeat?"
-    )
-    record = {
-        "settings": vars(settings) | {"image": str(args.image or "built-in"), "size": [H, W]},
-        "masked_pixels": None if mask is None else int((~mask).sum()),
-        "measured_over": f"steps {settings.steps // 2}..{settings.steps}",
-        "runs": report,
-    }
-    (out / "measures.json").write_text(json.dumps(record, indent=2) + "\n")
-    media.write_index(out, "akorn: travelling waves")
-    for name, m in report.items():
-        print(f"{name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
-    print(
-        f"wrote {out}/waves.gif"
-        + (", waves.mp4" if mp4 else " (no MP4: pip install imageio-ffmpeg)")
-        + ", measures.json, energy.png, order.png, speed.png, divergence.png, autocorrelation.png, index.html"
     )
 
 
