@@ -19,7 +19,8 @@
 #   sudoku-vote        360 RRN boards (20 per number of givens), K=100 starts, T=128, energy voting (bf16)
 #   sudoku-confidence  the same boards and starts, the most confident start kept (bf16)
 #   tetrominoes        FG-ARI and MBO on 320 generated test scenes, without and with up-tiling x4
-#   cifar10            clean accuracy and ECE on the 10,000 test images; AutoAttack-rand on 20 exact-pixel ones
+#   cifar10            clean accuracy and ECE on the 10,000 test images; AutoAttack-rand on 20 exact-pixel ones;
+#                      the audit (EoT and the ε sweep) on 100
 #
 # SATNET: the SATNet training boards as quiz,solution CSV (satnet-train.csv.xz).
 # RRN: the RRN "sudoku-hard" validation split (`akorn sudoku download rrn` gets it when online);
@@ -114,7 +115,9 @@ run() {  # NAME
     $AKORN classify eval pretrained:cifar10 --data "$CIFAR_TEST" --attacks none --corruptions none --quiet \
       --out "$OUT/cifar10-clean"
     $AKORN classify eval pretrained:cifar10 --data "$exact" --attacks autoattack-rand --rand-limit 20 \
-      --corruptions none --limit 1000 --batch-size 20 --quiet --out "$OUT/cifar10-rand" ;;
+      --corruptions none --limit 1000 --batch-size 20 --quiet --out "$OUT/cifar10-rand"
+    $AKORN classify audit pretrained:cifar10 --data "$exact" --limit 100 --sections eot,sweep --eot 1,4 \
+      --apgd-eot 1 --sweep-eot 1 --quiet --out "$OUT/audit-cifar10" ;;
   all)
     for name in sudoku-id sudoku-ood tetrominoes cifar10 sudoku-shipped sudoku-extension sudoku-extension-id sudoku-c128 sudoku-exits \
       sudoku-vote sudoku-confidence; do
