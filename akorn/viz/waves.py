@@ -65,9 +65,10 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
 
 def check_run_size(height: int, width: int, channels: int, steps: int, limit_bytes: int | None = None):
-    """Refuse a run whose trajectory (``(T+1) x H x W x C`` floats, kept for the video) would not fit:
-    at most half the memory available now, or ``limit_bytes``."""
-    need = (steps + 1) * height * width * channels * 4 * 3  # states, their colours, the frames
+    """Refuse a run whose trajectories (``(T+1) x H x W x C`` float64 states of the masked and the
+    unmasked run, kept for the measures and the video) would not fit: at most half the memory
+    available now, or ``limit_bytes``."""
+    need = (steps + 1) * height * width * channels * (8 * 2 + 4 * 3)  # two runs' states, colours, frames
     if limit_bytes is None:
         try:
             limit_bytes = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
