@@ -15,21 +15,7 @@ def in_their_layout(model: SudokuAKOrN) -> dict:
     with 1x1 convolutions, ``(c nh)`` head channels, γ at the top, and GTA q, k, v sharing storage."""
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     C, heads = model.channels, model.kuramoto.coupling.heads
-    to_theirs = torch.argsort(authors_layout.head_major(heads, C // heads))  # theirs[j] = ours[to_theirs[j]]
-    theirs = {}
-    for t, o in authors.SAME.items():
-        theirs[t] = sd[o]
-    for t, o in authors.CONV_TO_LINEAR.items():
-        theirs[t] = sd[o][:, :, None, None]
-    for t, o in authors.BIASES.items():
-        theirs[t] = sd[o]
-    rows = torch.cat([to_theirs + i * C for i in range(3)])
-    theirs["layers.0.0.connectivity.W_qkv.weight"] = sd["kuramoto.coupling.qkv.weight"][rows][:, :, None, None]
-    theirs["layers.0.0.connectivity.W_qkv.bias"] = sd["kuramoto.coupling.qkv.bias"][rows]
-    theirs["layers.0.0.connectivity.W_o.weight"] = sd["kuramoto.coupling.out.weight"][:, to_theirs][:, :, None, None]
-    theirs["layers.0.0.connectivity.W_o.bias"] = sd["kuramoto.coupling.out.bias"]
-    theirs["gamma"] = sd["kuramoto.gamma"].reshape(1)
-    theirs["x0"] = torch.randn(1, C, 9, 9)
+    theirs = authors.to_authors(sd, C, heads, x0=torch.randn(1, C, 9, 9))
     shared = theirs["layers.0.0.connectivity.mat_q"]
     for m in "kv":
         theirs[f"layers.0.0.connectivity.mat_{m}"] = shared  # one storage, as on a CPU
@@ -38,6 +24,19 @@ def in_their_layout(model: SudokuAKOrN) -> dict:
         {f"online_model.{k}": v + 1 for k, v in theirs.items()}, initted=torch.tensor(True), step=torch.tensor(9)
     )
     return {"epoch": 12, "model_state_dict": ema}
+
+
+def test_to_authors_is_the_inverse_of_convert():
+    torch.manual_seed(0)
+    model = SudokuAKOrN(channels=32, n=4, heads=4, steps=6)
+    sd = model.state_dict()
+    theirs = authors.to_authors(sd, 32, 4)
+    assert theirs["layers.0.0.connectivity.W_qkv.weight"].shape == (96, 32, 1, 1)
+    back, arch = authors.convert(theirs)
+    assert arch == {"channels": 32, "n": 4, "heads": 4}
+    assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+    ema = authors.authors_ema_file(theirs)["model_state_dict"]
+    assert torch.equal(ema["ema_model.gamma"], theirs["gamma"]) and bool(ema["initted"])
 
 
 def test_import_gives_the_same_model(tmp_path):

@@ -72,4 +72,20 @@ def attention(sd: dict, theirs: str, ours: str, channels: int, heads: int) -> di
     return out
 
 
+def attention_to_authors(sd: dict, ours: str, theirs: str, channels: int, heads: int) -> dict:
+    """The inverse of :func:`attention`: our ``AttentionCoupling`` at ``ours`` in their layout at ``theirs``."""
+    to_theirs = torch.argsort(head_major(heads, channels // heads))
+    rows = torch.cat([to_theirs + i * channels for i in range(3)])
+    out = {
+        f"{theirs}.W_qkv.weight": sd[f"{ours}.qkv.weight"][rows][:, :, None, None].clone(),
+        f"{theirs}.W_qkv.bias": sd[f"{ours}.qkv.bias"][rows].clone(),
+        f"{theirs}.W_o.weight": sd[f"{ours}.out.weight"][:, to_theirs][:, :, None, None].clone(),
+        f"{theirs}.W_o.bias": sd[f"{ours}.out.bias"].clone(),
+    }
+    for m in "qkvo":
+        if f"{ours}.gta.mat_{m}" in sd:
+            out[f"{theirs}.mat_{m}"] = sd[f"{ours}.gta.mat_{m}"].clone()
+    return out
+
+
 ATTENTION_KEYS = ("W_qkv.weight", "W_qkv.bias", "W_o.weight", "W_o.bias", "mat_q", "mat_k", "mat_v", "mat_o")

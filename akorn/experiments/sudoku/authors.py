@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from akorn.engine.checkpoint import safe_torch_load
 from akorn.errors import UserError
-from akorn.experiments.authors_layout import attention, check_keys, check_shapes, model_state_dict
+from akorn.experiments.authors_layout import attention, attention_to_authors, check_keys, check_shapes, model_state_dict
 
 # Their key (layer 0 of an L=1 model) -> ours: the same tensor, a 1x1 convolution as a linear map, a bias.
 SAME = {
@@ -79,3 +81,25 @@ def convert(sd: dict) -> tuple[dict, dict]:
 def load_authors_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """Our state dict and architecture from a checkpoint file of theirs."""
     return convert(model_state_dict(safe_torch_load(Path(path)), WHAT))
+
+
+def to_authors(ours: dict, channels: int, heads: int, x0: torch.Tensor | None = None) -> dict:
+    """Our state dict in their layout, the inverse of :func:`convert`, for their ``eval_sudoku.py``.
+
+    Their model holds an ``x0`` it never uses; ``x0`` fills it (zeros when not given)."""
+    sd = {theirs: ours[mine].clone() for theirs, mine in SAME.items() if "connectivity.mat" not in theirs}
+    sd.update({theirs: ours[mine][:, :, None, None].clone() for theirs, mine in CONV_TO_LINEAR.items()})
+    sd.update({theirs: ours[mine].clone() for theirs, mine in BIASES.items()})
+    sd.update(attention_to_authors(ours, "kuramoto.coupling", "layers.0.0.connectivity", channels, heads))
+    sd["gamma"] = ours["kuramoto.gamma"].reshape(1).clone()
+    sd["x0"] = x0.clone() if x0 is not None else torch.zeros(1, channels, 9, 9)
+    return sd
+
+
+def authors_ema_file(sd: dict) -> dict:
+    """What their ``eval_sudoku.py`` loads: ``{"model_state_dict": ema_pytorch.EMA state dict}``, the
+    same weights as the EMA and as the online model."""
+    state = {f"ema_model.{k}": v for k, v in sd.items()}
+    state.update({f"online_model.{k}": v.clone() for k, v in sd.items()})
+    state.update({"initted": torch.tensor(True), "step": torch.tensor(0)})
+    return {"model_state_dict": state}

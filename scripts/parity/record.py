@@ -1,0 +1,129 @@
+"""Run one training script under the same measuring hooks, whoever wrote it, and write what was seen.
+
+    python scripts/parity/record.py --out REC.json [--cpu] [--cwd DIR] [--path DIR] -- SCRIPT.py ARGS...
+    python scripts/parity/record.py --out REC.json -- -m akorn sudoku train ...
+
+The hooks are the same for both sides of a parity run, so both are measured alike:
+
+* every ``Tensor.backward()`` of a one-element tensor records its value: the training loss;
+* a global optimizer step hook records when each step ended (seconds per step are the gaps);
+* at exit, the peak resident memory of the process (``ru_maxrss``).
+
+``--cpu`` is the only change made to the authors' code, from outside: ``Tensor.cuda()`` and
+``Module.cuda()`` return the object itself (it stays on the CPU), ``torch.cuda.Event`` is a wall
+clock and ``torch.cuda.synchronize`` does nothing. Their scripts call ``.cuda()`` unconditionally.
+``--csv-as-text`` makes ``pandas.read_csv`` read every field as text unless told otherwise: their
+RRN reader expects the 81-digit boards as strings, and recent pandas reads them as integers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import resource
+import runpy
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+class WallClockEvent:
+    """``torch.cuda.Event(enable_timing=True)`` on a CPU: ``elapsed_time`` in milliseconds."""
+
+    def __init__(self, *args, **kwargs):
+        self.t = None
+
+    def record(self, *args, **kwargs):
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end: WallClockEvent) -> float:
+        return 1000.0 * (end.t - self.t)
+
+
+def patch_cuda_to_cpu(torch):
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    torch.nn.Module.cuda = lambda self, *a, **k: self
+    torch.cuda.Event = WallClockEvent
+    torch.cuda.synchronize = lambda *a, **k: None
+
+
+def read_csv_as_text():
+    import pandas
+
+    read_csv = pandas.read_csv
+
+    def as_text(*args, **kwargs):
+        kwargs.setdefault("dtype", str)
+        return read_csv(*args, **kwargs)
+
+    pandas.read_csv = as_text
+
+
+def install_hooks(torch, record: dict):
+    backward = torch.Tensor.backward
+
+    def recording_backward(self, *args, **kwargs):
+        if self.numel() == 1:
+            record["loss"].append(float(self.detach().float()))
+        return backward(self, *args, **kwargs)
+
+    torch.Tensor.backward = recording_backward
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    register_optimizer_step_post_hook(
+        lambda opt, args, kwargs: record["step_end"].append(time.perf_counter() - record["t0"])
+    )
+
+
+def write_record(path: Path, record: dict):
+    record["wall_s"] = time.perf_counter() - record["t0"]
+    record["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {k: v for k, v in record.items() if k != "t0"}
+    path.write_text(json.dumps(out))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="the record to write (JSON)")
+    p.add_argument("--cpu", action="store_true", help="keep a CUDA-only script on the CPU")
+    p.add_argument("--csv-as-text", action="store_true", help="pandas.read_csv reads fields as text")
+    p.add_argument("--cwd", help="run in this folder")
+    p.add_argument("--path", action="append", default=[], help="put this folder first on sys.path")
+    p.add_argument("target", nargs=argparse.REMAINDER, help="-- SCRIPT.py ARGS or -- -m MODULE ARGS")
+    a = p.parse_args(argv)
+    target = a.target[1:] if a.target[:1] == ["--"] else a.target
+    if not target:
+        p.error("give the script to run after --")
+    out = Path(a.out).resolve()
+    import torch
+
+    record = {"argv": target, "loss": [], "step_end": [], "t0": time.perf_counter()}
+    if a.cpu:
+        patch_cuda_to_cpu(torch)
+    if a.csv_as_text:
+        read_csv_as_text()
+    install_hooks(torch, record)
+    atexit.register(write_record, out, record)
+    # a deadline's SIGTERM ends the run through atexit, so what was measured is kept
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    if a.cwd:
+        os.chdir(a.cwd)
+    sys.path[:0] = [str(Path(d).resolve()) for d in a.path]
+    if target[0] == "-m":
+        sys.argv = [target[1], *target[2:]]
+        runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+    else:
+        script = str(Path(target[0]).resolve())
+        sys.argv = [script, *target[1:]]
+        sys.path.insert(0, str(Path(script).parent))
+        runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

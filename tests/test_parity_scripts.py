@@ -1,0 +1,138 @@
+"""scripts/parity: what they refuse before running anything, and the measuring hooks of record.py."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PARITY = ROOT / "scripts" / "parity"
+SUDOKU_FILES = (
+    "train_sudoku.py",
+    "eval_sudoku.py",
+    "source/models/sudoku/knet.py",
+    "source/data/datasets/sudoku/sudoku.py",
+)
+
+
+def run(script: str, *args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PARITY / script), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    root = tmp_path / "akorn-authors"
+    for rel in SUDOKU_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("")
+    (tmp_path / "train.csv").write_text("")
+    (tmp_path / "ood.csv").write_text("")
+    return root
+
+
+def sudoku_args(checkout: Path, *more) -> list:
+    d = checkout.parent
+    return ["--authors", checkout, "--train", d / "train.csv", "--ood", d / "ood.csv", "--out", d / "out", *more]
+
+
+def one_line_refusal(p: subprocess.CompletedProcess, *words):
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    for w in words:
+        assert w in lines[0]
+    return lines[0]
+
+
+def test_a_checkout_that_is_not_the_authors_names_the_missing_file(checkout):
+    (checkout / "eval_sudoku.py").unlink()
+    p = run("sudoku.py", *sudoku_args(checkout, "--assume-step-seconds", "0.1", "0.1"))
+    one_line_refusal(p, "not a checkout", "eval_sudoku.py")
+    assert not (checkout.parent / "out").exists()
+    p = run("sudoku.py", *sudoku_args(checkout.parent / "nowhere"))
+    one_line_refusal(p, "no such folder")
+
+
+def test_fewer_than_two_seeds_is_refused(checkout):
+    p = run("sudoku.py", *sudoku_args(checkout, "--seeds", "1", "--assume-step-seconds", "0.1", "0.1"))
+    one_line_refusal(p, "--seeds 1", "at least 2")
+    assert not (checkout.parent / "out").exists()
+
+
+def test_a_plan_past_the_time_limit_is_refused_before_it_starts(checkout):
+    p = run(
+        "sudoku.py",
+        *sudoku_args(checkout, "--epochs", "11", "--time-limit", "5", "--assume-step-seconds", "1.0", "2.0"),
+    )
+    line = one_line_refusal(p, "past --time-limit 5 min")
+    assert "about 183 min" in line  # 3 seeds x (990 steps x 3 s x 1.15 + 16 evaluations x 15 s)
+    assert "plan: 3 seeds x 990 steps" in p.stdout
+    assert not (checkout.parent / "out").exists()
+
+
+def test_missing_data_and_bad_sizes_are_one_line(checkout):
+    d = checkout.parent
+    p = run("sudoku.py", "--authors", checkout, "--train", d / "none.csv", "--ood", d / "ood.csv")
+    one_line_refusal(p, "--train", "no such file")
+    p = run("sudoku.py", *sudoku_args(checkout, "--channels", "30", "--heads", "8"))
+    one_line_refusal(p, "divisible")
+
+
+def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, torch, pandas
+            net = torch.nn.Linear(3, 1).cuda()
+            opt = torch.optim.Adam(net.parameters(), lr=0.1)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            x = torch.ones(8, 3).cuda()
+            for _ in range(4):
+                loss = (net(x) - 1).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            end.record()
+            torch.cuda.synchronize()
+            assert start.elapsed_time(end) >= 0
+            df = pandas.read_csv(sys.argv[1], header=None)
+            assert isinstance(df.iloc[0][0], str), type(df.iloc[0][0])
+            print("done", sys.argv[1:])
+            """
+        )
+    )
+    (tmp_path / "boards.csv").write_text("0" * 40 + "1" * 41 + ",5\n")
+    out = tmp_path / "rec.json"
+    p = subprocess.run(
+        [sys.executable, str(PARITY / "record.py"), "--out", str(out), "--cpu", "--csv-as-text", "--cwd", str(tmp_path),
+         "--", str(script), "boards.csv"],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "done ['boards.csv']" in p.stdout
+    rec = json.loads(out.read_text())
+    assert len(rec["loss"]) == 4 and rec["loss"][-1] < rec["loss"][0]
+    assert len(rec["step_end"]) == 4 and rec["step_end"] == sorted(rec["step_end"])
+    assert rec["max_rss_mb"] > 10 and rec["wall_s"] > 0
+
+
+def test_record_runs_a_module_and_keeps_its_exit_status(tmp_path):
+    out = tmp_path / "rec.json"
+    p = subprocess.run(
+        [sys.executable, str(PARITY / "record.py"), "--out", str(out), "--", "-m", "akorn", "sudoku", "train",
+         "channels=7", "heads=2"],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "divisible" in p.stderr
+    assert json.loads(out.read_text())["loss"] == []
