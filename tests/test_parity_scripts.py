@@ -111,8 +111,19 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
     (tmp_path / "boards.csv").write_text("0" * 40 + "1" * 41 + ",5\n")
     out = tmp_path / "rec.json"
     p = subprocess.run(
-        [sys.executable, str(PARITY / "record.py"), "--out", str(out), "--cpu", "--csv-as-text", "--cwd", str(tmp_path),
-         "--", str(script), "boards.csv"],  # fmt: skip
+        [
+            sys.executable,
+            str(PARITY / "record.py"),
+            "--out",
+            str(out),
+            "--cpu",
+            "--csv-as-text",
+            "--cwd",
+            str(tmp_path),
+            "--",
+            str(script),
+            "boards.csv",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=120,
@@ -128,8 +139,19 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
 def test_record_runs_a_module_and_keeps_its_exit_status(tmp_path):
     out = tmp_path / "rec.json"
     p = subprocess.run(
-        [sys.executable, str(PARITY / "record.py"), "--out", str(out), "--", "-m", "akorn", "sudoku", "train",
-         "channels=7", "heads=2"],  # fmt: skip
+        [
+            sys.executable,
+            str(PARITY / "record.py"),
+            "--out",
+            str(out),
+            "--",
+            "-m",
+            "akorn",
+            "sudoku",
+            "train",
+            "channels=7",
+            "heads=2",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=120,

@@ -26,9 +26,7 @@ def check_checkout(path: str, needed: tuple[str, ...]) -> Path:
         raise ParityError(f"{path}: no such folder (give a checkout of github.com/autonomousvision/akorn)")
     for rel in needed:
         if not (root / rel).is_file():
-            raise ParityError(
-                f"{path} is not a checkout of github.com/autonomousvision/akorn: it has no {rel}"
-            )
+            raise ParityError(f"{path} is not a checkout of github.com/autonomousvision/akorn: it has no {rel}")
     return root.resolve()
 
 

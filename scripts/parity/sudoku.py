@@ -197,9 +197,11 @@ def eval_ours(source: Path, data: Path, steps: int, out: Path, env: dict) -> dic
 
 
 def eval_theirs(a, authors: Path, model: Path, which: str, data_root: Path, steps: int, log: Path, env) -> dict:
-    cmd = [sys.executable, Path(__file__).parent / "record.py", "--cpu", "--csv-as-text", "--out", log.with_suffix(".record.json"),
-           "--path", authors, "--", authors / "eval_sudoku.py", "--model_path", model, "--data", which,
-           "--data_root", data_root, "--T", steps, "--num_workers", "0", *model_args(a)[2:]]  # fmt: skip
+    cmd = [sys.executable, Path(__file__).parent / "record.py", "--cpu", "--csv-as-text",
+           "--out", log.with_suffix(".record.json"), "--path", authors, "--", authors / "eval_sudoku.py",
+           "--model_path", model, "--data", which, "--data_root", data_root, "--T", steps,
+           "--num_workers", "0", *model_args(a)[2:]]  # fmt: skip
+
     def found():
         return re.findall(r"Vote accuracy: ([0-9.]+)", log.read_text()) if log.exists() else []
 
@@ -219,7 +221,8 @@ def evaluate(a, authors, work, data, runs: dict, env) -> dict:
             root = data["satnet_dir"] if which == "id" else data["rrn_dir"]
             for steps in (16, 128):
                 key = f"{which}-T{steps}"
-                r[f"ours:{key}"] = eval_ours(ours_src, data["paths"][which], steps, work / "eval" / f"{label}-{key}.json", env)
+                out = work / "eval" / f"{label}-{key}.json"
+                r[f"ours:{key}"] = eval_ours(ours_src, data["paths"][which], steps, out, env)
                 r[f"theirs:{key}"] = eval_theirs(a, authors, theirs_file, which, root, steps,
                                                  work / "eval" / f"{label}-{key}-authors.log", env)  # fmt: skip
                 print(f"{label} {key}: ours {r[f'ours:{key}']['board_acc']:.3f}, "
@@ -248,7 +251,8 @@ def main(argv=None):
     runs, train = {}, {}
     for seed in range(1, a.seeds + 1):
         their_file = train_theirs(a, authors, work / "authors" / f"seed{seed}", seed, env)
-        train[f"authors-{seed}"] = training_summary(json.loads((work / "authors" / f"seed{seed}" / "record.json").read_text()))
+        record = work / "authors" / f"seed{seed}" / "record.json"
+        train[f"authors-{seed}"] = training_summary(json.loads(record.read_text()))
         runs[f"authors-{seed}"] = ("authors", their_file, their_file)
         our_run = train_ours(a, work, f"ours-seed{seed}", seed, env, data["paths"]["train"])
         train[f"ours-{seed}"] = training_summary(json.loads((work / f"ours-seed{seed}.record.json").read_text()))
