@@ -58,6 +58,9 @@ class AttentionCoupling(nn.Module):
     ``pair_order``: how the position transforms are computed, with identical results:
     ``"interleaved"`` or ``"halves"`` (see :mod:`akorn.core.fast.pairs`); ``"auto"``
     chooses (:func:`akorn.core.fast.choose_pair_order`).
+    ``causal``: token i couples only to tokens j <= i, so that at every Kuramoto step the state of
+    token t depends only on tokens up to t (a language model's coupling); ``window`` > 0 also
+    limits the coupling to the ``window`` nearest tokens (i - j < window, both sides when not causal).
     """
 
     layout = "tokens"
@@ -72,8 +75,13 @@ class AttentionCoupling(nn.Module):
         rope_base: float = 10000.0,
         attention: str = "auto",
         pair_order: str = "auto",
+        causal: bool = False,
+        window: int = 0,
     ):
         super().__init__()
+        if not isinstance(window, int) or window < 0:
+            raise ValueError(f"window must be a whole number of tokens >= 0 (0: no window), got {window!r}")
+        self.causal, self.window = bool(causal), window
         if attention not in ATTENTION_KERNELS:
             raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
         if pair_order not in PAIR_ORDERS:
@@ -167,7 +175,8 @@ class AttentionCoupling(nn.Module):
             # matmuls read, instead of the attention kernel copying each of them again
             qkv = qkv.contiguous()
         q, k, v = qkv.unbind(0)
-        o = fast.attend(q, k, v, self.attention, scale=1.0 if self.positions != "none" else None)
+        scale = 1.0 if self.positions != "none" else None
+        o = fast.attend(q, k, v, self.attention, scale=scale, causal=self.causal, window=self.window)
         if self.positions == "gta":
             coefficients = half_pair_coefficients if halves else pair_coefficients
             a, b = coefficients(self.gta.mat_o.to(o.dtype))

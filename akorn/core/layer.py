@@ -210,6 +210,11 @@ class KuramotoLayer(nn.Module):
             raise ValueError(f"coupling must be one of {tuple(COUPLINGS)} or an nn.Module, got {coupling!r}")
         if getattr(coupling, "layout", None) not in ("channels_first", "tokens"):
             raise ValueError("a custom coupling module needs layout = 'channels_first' or 'tokens'")
+        if getattr(coupling, "causal", False) and c_norm == "gn":
+            raise ValueError(
+                "c_norm='gn' pools its statistics over all tokens, so later tokens would reach earlier "
+                "ones; give c_norm=None with a causal coupling"
+            )
         self.coupling = coupling
         self.planar = fast.planar_state(coupling, speed.state_layout)
 

@@ -55,9 +55,19 @@ def pair_transform(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, order: str
 
 
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = "auto", scale: float | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel: str = "auto",
+    scale: float | None = None,
+    causal: bool = False,
+    window: int = 0,
 ) -> torch.Tensor:
     """Softmax attention ``softmax(q kᵀ · scale) v`` over ``(B, heads, L, d)``; ``scale`` defaults to ``1/sqrt(d)``.
+
+    ``causal``: query i sees keys j <= i; ``window`` > 0 also limits it to i - j < window
+    (:func:`sequence_mask`). Causal without a window is SDPA's ``is_causal``, which GPU kernels
+    run without building the mask.
 
     ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention`. ``"matmul"``: two batched
     matmuls and a softmax (:mod:`akorn.core.fast.attention_op`). ``"auto"`` picks matmul for
@@ -65,8 +75,31 @@ def attend(
     batched matmuls, and sdpa otherwise.
     """
     if kernel == "matmul" or (kernel == "auto" and q.device.type == "cpu" and q.dtype == torch.bfloat16):
-        return matmul_attention(q, k, v, scale)
+        mask = None
+        if causal or window:
+            mask = torch.zeros(q.shape[-2], k.shape[-2], dtype=q.dtype, device=q.device)
+            mask.masked_fill_(~sequence_mask(q.shape[-2], k.shape[-2], causal, window, q.device), float("-inf"))
+        return matmul_attention(q, k, v, scale, mask)
+    if causal and not window and q.shape[-2] == k.shape[-2]:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=True)
+    if causal or window:
+        allowed = sequence_mask(q.shape[-2], k.shape[-2], causal, window, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=scale)
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+
+def sequence_mask(queries: int, keys: int, causal: bool, window: int = 0, device=None) -> torch.Tensor:
+    """``(queries, keys)`` booleans, True where a query may see a key. The last query is the last
+    key (queries may be the last few positions of the keys, as when generating). ``causal``: keys
+    at or before the query; ``window`` > 0: keys fewer than ``window`` positions away."""
+    qpos = torch.arange(keys - queries, keys, device=device)[:, None]
+    kpos = torch.arange(keys, device=device)[None, :]
+    allowed = torch.ones(queries, keys, dtype=torch.bool, device=device)
+    if causal:
+        allowed &= kpos <= qpos
+    if window:
+        allowed &= (qpos - kpos).abs() < window
+    return allowed
 
 
 def choose_pair_order(head_dim: int, requested: str = "auto") -> str:
