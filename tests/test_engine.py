@@ -146,6 +146,43 @@ def test_ema_follows_the_warmup_schedule_of_the_reference_code(tmp_path, puzzle_
     assert logs and all(l["grad_norm"] > 0 for l in logs)
 
 
+def ema_pytorch_events(beta: float, update_every: int, update_after_step: int, steps: int) -> dict:
+    """What ema_pytorch's ``EMA.update()`` does after each optimizer step ``done`` (1-based), as its
+    source reads: ``{done: decay}`` for an average, ``0.0`` for a copy. Its counter is the number of
+    earlier calls; it acts when the counter is a multiple of ``update_every``, copies while the
+    counter is at most ``update_after_step``, and averages with
+    ``1 - (1 + (counter + 1 - update_after_step - 1))^(-2/3)`` capped at ``beta``."""
+    events = {}
+    for done in range(1, steps + 1):
+        counter = done - 1
+        if counter % update_every:
+            continue
+        if counter <= update_after_step:
+            events[done] = 0.0
+            continue
+        epoch = max(counter + 1 - update_after_step - 1, 0)
+        events[done] = 0.0 if epoch <= 0 else min(beta, 1 - (1 + epoch) ** (-2 / 3))
+    return events
+
+
+def test_ema_offset_replays_the_ema_of_the_authors_scripts():
+    """train_sudoku.py: EMA(beta=0.995, update_every=10, update_after_step=100). The default
+    schedule updates one step earlier; ema_offset=1 ema_start=101 gives their updates and decays."""
+    from akorn.engine.trainer import ema_decay_at, ema_updates_at
+
+    theirs = ema_pytorch_events(0.995, 10, 100, 700)
+    first_average = min(d for d, v in theirs.items() if v > 0)
+    cfg = resolve(SudokuConfig, [*TINY, "ema_every=10", "ema_offset=1", "ema_start=101"], presets=PRESETS)
+    ours = {d: ema_decay_at(cfg, d) for d in range(1, 701) if ema_updates_at(cfg, d)}
+    assert first_average == 111
+    assert {d: round(v, 12) for d, v in ours.items()} == {d: round(v, 12) for d, v in theirs.items() if d >= 101}
+    default = resolve(SudokuConfig, [*TINY, "ema_every=10", "ema_start=100"], presets=PRESETS)
+    shifted = [d for d in range(1, 701) if ema_updates_at(default, d)]
+    assert shifted[:3] == [100, 110, 120]  # the default: the same decays, one step earlier
+    theirs_decays = [round(v, 12) for d, v in theirs.items() if d >= 101]
+    assert [round(ema_decay_at(default, d), 12) for d in shifted][: len(theirs_decays)] == theirs_decays
+
+
 def test_objects_defaults_are_the_authors_recipe():
     """train_obj.py: batch 256, Adam 1e-3, no clipping, ema_pytorch EMA(beta=0.998, update_every=10,
     update_after_step=200); Tetrominoes 50 epochs. train_sudoku.py: batch 100, clip 1.0, EMA 0.995 / 10 / 100."""

@@ -62,6 +62,10 @@ class TrainConfig:
     # The decay ramps up as 1 - (1 + t)^(-2/3), t = steps since ema_start, capped at ema_decay:
     # the warm-up of ema_pytorch, which the reference code uses. false: ema_decay from the start.
     ema_warmup: bool = True
+    # The EMA updates after the steps with (done - ema_offset) % ema_every == 0, from ema_start on.
+    # ema_pytorch, in the authors' scripts, updates at done = 1 (mod ema_every) and first averages
+    # one step after its update_after_step: ema_offset=1 with ema_start=update_after_step+1 replays it.
+    ema_offset: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False
     device: str = "auto"
@@ -95,6 +99,7 @@ class TrainConfig:
             ema_decay=(0, None),
             ema_every=(1, None),
             ema_start=(0, None),
+            ema_offset=(0, None),
             threads=(0, 4096),
             eval_every=(0, None),
             checkpoint_every=(1, None),
@@ -334,6 +339,11 @@ def make_ema(model: nn.Module, cfg: TrainConfig):
     if cfg.ema_decay <= 0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def ema_updates_at(cfg: TrainConfig, done: int) -> bool:
+    """Whether the EMA updates after optimizer step ``done``."""
+    return done >= cfg.ema_start and (done - cfg.ema_offset) % cfg.ema_every == 0
 
 
 def ema_decay_at(cfg: TrainConfig, done: int) -> float:
@@ -577,7 +587,7 @@ class Trainer:
         # wait for the GPU at every step.
         metrics["grad_norm"] = gnorm.detach()
         self.optimizer.step()
-        if self.ema is not None and done >= cfg.ema_start and done % cfg.ema_every == 0:
+        if self.ema is not None and ema_updates_at(cfg, done):
             self.ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(cfg, done))
             self.ema.update_parameters(self.model)
         metrics["loss"] = loss.detach()
