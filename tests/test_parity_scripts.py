@@ -89,13 +89,20 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
         textwrap.dedent(
             """
             import sys, torch, pandas
+            torch.manual_seed(0)
+            tied = torch.nn.Module()
+            shared = torch.zeros(2, 2)
+            tied.a, tied.b = torch.nn.Parameter(shared), torch.nn.Parameter(shared.t())
+            assert tied.a.data_ptr() == tied.b.data_ptr()
+            tied.cuda()  # on a GPU every parameter is its own copy
+            assert tied.a.data_ptr() != tied.b.data_ptr()
             net = torch.nn.Linear(3, 1).cuda()
-            opt = torch.optim.Adam(net.parameters(), lr=0.1)
+            opt = torch.optim.Adam(net.parameters(), lr=0.01)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             x = torch.ones(8, 3).cuda()
             for _ in range(4):
-                loss = (net(x) - 1).pow(2).mean()
+                loss = (net(x) - 10).pow(2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -9,8 +9,9 @@ The hooks are the same for both sides of a parity run, so both are measured alik
 * a global optimizer step hook records when each step ended (seconds per step are the gaps);
 * at exit, the peak resident memory of the process (``ru_maxrss``).
 
-``--cpu`` is the only change made to the authors' code, from outside: ``Tensor.cuda()`` and
-``Module.cuda()`` return the object itself (it stays on the CPU), ``torch.cuda.Event`` is a wall
+``--cpu`` is the only change made to the authors' code, from outside: ``Tensor.cuda()`` returns the
+tensor itself, ``Module.cuda()`` copies every parameter and buffer on its own as the move to a GPU
+does (so parameters sharing a storage no longer do), ``torch.cuda.Event`` is a wall
 clock and ``torch.cuda.synchronize`` does nothing. Their scripts call ``.cuda()`` unconditionally.
 ``--csv-as-text`` makes ``pandas.read_csv`` read every field as text unless told otherwise: their
 RRN reader expects the 81-digit boards as strings, and recent pandas reads them as integers.
@@ -48,7 +49,10 @@ class WallClockEvent:
 
 def patch_cuda_to_cpu(torch):
     torch.Tensor.cuda = lambda self, *a, **k: self
-    torch.nn.Module.cuda = lambda self, *a, **k: self
+    # Module.cuda() copies every parameter on its own, which unties parameters that share one
+    # storage (their GTA matrices q, k, v and o are four Parameters of one tensor); a copy on the
+    # CPU keeps that, or their CPU training would update one tied tensor four times a step.
+    torch.nn.Module.cuda = lambda self, *a, **k: self._apply(lambda t: t.clone())
     torch.cuda.Event = WallClockEvent
     torch.cuda.synchronize = lambda *a, **k: None
 
