@@ -35,7 +35,7 @@ def curves(summary: dict, side: str, window: int) -> list[list[float]]:
     return [smooth(r["loss"][:n], window) for r in runs]
 
 
-def plot(summary: dict, out: Path, window: int):
+def plot(summary: dict, out: Path, window: int, overlays: list[tuple[str, dict]] = ()):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,6 +50,8 @@ def plot(summary: dict, out: Path, window: int):
         hi = [max(v) for v in zip(*cs)]
         ax.plot(steps, mean, color=colour, label=f"{SIDES[side]} (mean of {len(cs)} seeds)")
         ax.fill_between(steps, lo, hi, color=colour, alpha=0.25, linewidth=0)
+    for (label, rec), colour in zip(overlays, ("tab:red", "tab:green", "tab:purple")):
+        ax.plot(range(1, len(rec["loss"]) + 1), smooth(rec["loss"], window), "--", color=colour, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss ({window}-step moving mean)")
     ax.set_yscale("log")
@@ -100,10 +102,16 @@ def main(argv=None):
     p.add_argument("--plot", help="PNG of the loss curves")
     p.add_argument("--json", help="a copy of the summary without local paths")
     p.add_argument("--window", type=int, default=20)
+    p.add_argument("--overlay", action="append", default=[], metavar="LABEL=RECORD.json",
+                   help="also draw one run's loss from a record.py record, dashed")  # fmt: skip
     a = p.parse_args(argv)
     summary = json.loads(Path(a.summary).read_text())
+    overlays = []
+    for item in a.overlay:
+        label, _, path = item.rpartition("=")
+        overlays.append((label or Path(path).parent.name, json.loads(Path(path).read_text())))
     if a.plot:
-        plot(summary, Path(a.plot), a.window)
+        plot(summary, Path(a.plot), a.window, overlays)
     if a.json:
         write_json(Path(a.json), without_local_paths(summary))
     print(table(summary))
