@@ -18,6 +18,11 @@ SUDOKU_FILES = (
 )
 
 
+def record(out: Path, *args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(PARITY / "record.py"), "--out", str(out), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
 def run(script: str, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(PARITY / script), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
@@ -117,24 +122,7 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
     )
     (tmp_path / "boards.csv").write_text("0" * 40 + "1" * 41 + ",5\n")
     out = tmp_path / "rec.json"
-    p = subprocess.run(
-        [
-            sys.executable,
-            str(PARITY / "record.py"),
-            "--out",
-            str(out),
-            "--cpu",
-            "--csv-as-text",
-            "--cwd",
-            str(tmp_path),
-            "--",
-            str(script),
-            "boards.csv",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = record(out, "--cpu", "--csv-as-text", "--cwd", tmp_path, "--", script, "boards.csv")
     assert p.returncode == 0, p.stderr
     assert "done ['boards.csv']" in p.stdout
     rec = json.loads(out.read_text())
@@ -145,23 +133,16 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
 
 def test_record_runs_a_module_and_keeps_its_exit_status(tmp_path):
     out = tmp_path / "rec.json"
-    p = subprocess.run(
-        [
-            sys.executable,
-            str(PARITY / "record.py"),
-            "--out",
-            str(out),
-            "--",
-            "-m",
-            "akorn",
-            "sudoku",
-            "train",
-            "channels=7",
-            "heads=2",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = record(out, "--", "-m", "akorn", "sudoku", "train", "channels=7", "heads=2")
     assert p.returncode == 2 and "divisible" in p.stderr
     assert json.loads(out.read_text())["loss"] == []
+
+
+def test_malformed_boards_are_one_line(checkout):
+    d = checkout.parent
+    (d / "train.csv").write_text("12345,67890\n")
+    p = run(
+        "sudoku.py", *sudoku_args(checkout, "--assume-step-seconds", "0.01", "0.01", "--epochs", "1", "--seeds", "2")
+    )
+    one_line_refusal(p, "train.csv")
+    assert not (d / "out").exists()

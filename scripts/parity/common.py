@@ -132,9 +132,12 @@ def write_json(path: Path, obj):
 
 
 def main_guard(fn):
-    """Run ``fn``; a ParityError is one line on stderr and exit status 2."""
+    """Run ``fn``; a ParityError (or akorn's UserError, e.g. a malformed board file) is one line on
+    stderr and exit status 2."""
+    from akorn.errors import UserError
+
     try:
         fn()
-    except ParityError as e:
+    except (ParityError, UserError) as e:
         print(f"{Path(sys.argv[0]).name}: {e}", file=sys.stderr)
         sys.exit(2)

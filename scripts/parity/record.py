@@ -52,9 +52,18 @@ def patch_cuda_to_cpu(torch):
     # Module.cuda() copies every parameter on its own, which unties parameters that share one
     # storage (their GTA matrices q, k, v and o are four Parameters of one tensor); a copy on the
     # CPU keeps that, or their CPU training would update one tied tensor four times a step.
-    torch.nn.Module.cuda = lambda self, *a, **k: self._apply(lambda t: t.clone())
+    torch.nn.Module.cuda = untie
     torch.cuda.Event = WallClockEvent
     torch.cuda.synchronize = lambda *a, **k: None
+
+
+def untie(module, *args, **kwargs):
+    """What ``Module.cuda()`` does to storages, on the CPU: every parameter and buffer its own copy.
+    One Parameter object held by two modules stays one object, as it does on a GPU."""
+    for m in module.modules():
+        for t in (*m.parameters(recurse=False), *m.buffers(recurse=False)):
+            t.data = t.data.clone()
+    return module
 
 
 def read_csv_as_text():
