@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "AttentionCoupling": "akorn.core.coupling",
     "ConvCoupling": "akorn.core.coupling",
+    "CouplingCache": "akorn.core.coupling",
     "GTA": "akorn.core.gta",
     "IteratedBlock": "akorn.core.networks",
     "IteratedNetwork": "akorn.core.networks",

@@ -25,6 +25,7 @@ COMMANDS = {
     "objects": ("akorn.cli.objects", "unsupervised object discovery: train, evaluate masks"),
     "classify": ("akorn.cli.classify", "image classification: train, robustness to attacks, corruptions, calibration"),
     "adapters": ("akorn.cli.adapters", "Kuramoto adapters on pretrained backbones; masks on photographs"),
+    "text": ("akorn.cli.text", "byte-level language models: train, evaluate against T, sample"),
     "viz": ("akorn.cli.viz", "watch oscillators synchronise: waves, Sudoku dynamics, objects, plots"),
     "demo": ("akorn.cli.demo", "solve a few freshly generated SATNet-like puzzles with the shipped Sudoku model"),
 }

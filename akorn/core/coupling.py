@@ -129,19 +129,43 @@ class AttentionCoupling(nn.Module):
         scale = blocks.new_tensor([self.head_dim**-0.5, 1.0, 1.0]).view(1, 3, 1)
         return (a * scale).to(dtype).unsqueeze(2), (b * scale).to(dtype).unsqueeze(2)
 
-    def forward(self, x: torch.Tensor, planar_n: int | None = None) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
+    def forward(
+        self, x: torch.Tensor, planar_n: int | None = None, cache: CouplingCache | None = None
+    ) -> torch.Tensor:  # (B, L, C) -> (B, L, C)
         """``J x = W_o · T_oᵀ attn(T_q q, T_k k, T_v v)``. With ``planar_n``, ``x`` and the result are in the
         planar order of :mod:`akorn.core.fast.layout` for oscillators of that dimension.
 
         The same maths as :func:`akorn.core.maths.attention_coupling` (dense GTA matrices, plain
         softmax attention), computed with the pair blocks as multiplies (:mod:`akorn.core.fast.pairs`),
         the projections permuted for the planar layout and the halves pair order, and the attention
-        kernel chosen by :func:`akorn.core.fast.attend`."""
+        kernel chosen by :func:`akorn.core.fast.attend`.
+
+        A causal coupling also takes the first L < U tokens of its grid (a prefix couples as it
+        would inside the whole sequence). With ``cache``, ``x`` holds the tokens that follow the
+        ones the cache has seen: their keys and values join the cache, and only they are computed."""
         B, L, C = x.shape
-        h, d = self.heads, self.head_dim
         if planar_n is not None and (not isinstance(planar_n, int) or planar_n < 1 or C % planar_n):
             raise ValueError(f"planar_n must be a positive divisor of the {C} channels, got {planar_n!r}")
+        if cache is not None and not self.causal:
+            raise ValueError("a key/value cache needs a causal coupling: earlier tokens would see later ones")
+        start = 0 if cache is None else cache.length
+        units = self.units
+        if units is not None and start + L > units and self.positions != "none":
+            raise ValueError(f"tokens {start}..{start + L - 1} lie outside the coupling's {units} positions")
+        if units is not None and L != units and cache is None and not self.causal and self.positions != "none":
+            raise ValueError(f"{L} tokens do not match the coupling's {units} positions")
         halves = self.positions != "none" and self.pair_order == "halves"
+        q, k, v = self._project(x, planar_n, halves, slice(start, start + L))
+        if cache is not None:
+            k, v = cache.append(k, v, self.window)
+        scale = 1.0 if self.positions != "none" else None
+        o = fast.attend(q, k, v, self.attention, scale=scale, causal=self.causal, window=self.window)
+        return self._output(o, planar_n, halves, slice(start, start + L))
+
+    def _project(self, x, planar_n, halves: bool, rows: slice):
+        """q, k, v ``(B, h, L, d)`` of tokens ``x`` at the positions ``rows``, position transforms applied."""
+        B, L, C = x.shape
+        h, d = self.heads, self.head_dim
         order = "halves" if halves else "interleaved"
         w, bias = self.qkv.weight, self.qkv.bias
         if halves:
@@ -154,7 +178,6 @@ class AttentionCoupling(nn.Module):
             bias = to_planar(bias.view(3 * h, d), 2).view(3 * C)
         if planar_n is not None:
             w = to_planar(w, planar_n, 1)
-        compiling = fast.compiling()
         split_bias = fast.bias_apart()
         if split_bias:
             # Under autocast the float32 bias promotes the sum, which keeps inductor from fusing it
@@ -167,30 +190,62 @@ class AttentionCoupling(nn.Module):
             mm_dtype = qkv.dtype
         if self.positions != "none":
             a, b = self.qkv_coefficients(mm_dtype)
+            if a.shape[0] != L:
+                a, b = a[rows], b[rows]
             qkv = fast.pair_transform(qkv, a, b, order)
         qkv = qkv.to(mm_dtype)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, L, head_dim)
-        if compiling:
+        if fast.compiling():
             # inductor then stores the transformed q, k, v straight in the layout the batched
             # matmuls read, instead of the attention kernel copying each of them again
             qkv = qkv.contiguous()
-        q, k, v = qkv.unbind(0)
-        scale = 1.0 if self.positions != "none" else None
-        o = fast.attend(q, k, v, self.attention, scale=scale, causal=self.causal, window=self.window)
+        return qkv.unbind(0)
+
+    def _output(self, o, planar_n, halves: bool, rows: slice):
+        """``W_o · T_oᵀ o`` for the attention output ``o`` ``(B, h, L, d)`` at the positions ``rows``."""
+        B, h, L, d = o.shape
+        C = h * d
         if self.positions == "gta":
             coefficients = half_pair_coefficients if halves else pair_coefficients
             a, b = coefficients(self.gta.mat_o.to(o.dtype))
-            o = fast.pair_transform(o, a, b, order)
+            if a.shape[0] != L:
+                a, b = a[rows], b[rows]
+            o = fast.pair_transform(o, a, b, "halves" if halves else "interleaved")
         o = o.transpose(1, 2).reshape(B, L, C)  # (B, h, L, d) -> (B, L, C)
         w, bias = self.out.weight, self.out.bias
         if halves:
             w = to_planar(w.view(C, h, d), 2).view(C, C)
         if planar_n is not None:
             w, bias = to_planar(w, planar_n, 0), to_planar(bias, planar_n)
-        if split_bias:  # the bias then joins the caller's elementwise kernel (see q, k, v above)
+        if fast.bias_apart():  # the bias then joins the caller's elementwise kernel (see q, k, v above)
             out = F.linear(o, w)
             return (out + bias).to(out.dtype)  # eager mode's dtype
         return F.linear(o, w, bias)
+
+
+class CouplingCache:
+    """The keys and values of the tokens a causal :class:`AttentionCoupling` has seen, at one Kuramoto step.
+
+    Every step couples the states of that step, so a run of T steps needs T caches (one per step
+    and layer): generating a token costs T attention rows per layer instead of T full passes over
+    the context. With a window, keys older than the window are dropped.
+    """
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0  # tokens seen, the position of the next one
+
+    def append(self, k: torch.Tensor, v: torch.Tensor, window: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add keys and values ``(B, h, l, d)``; returns all the keys and values the new tokens may see."""
+        if self.k is not None:
+            k, v = torch.cat((self.k, k), -2), torch.cat((self.v, v), -2)
+        self.length += k.shape[-2] - (0 if self.k is None else self.k.shape[-2])
+        seen_k, seen_v = k, v
+        if window:
+            k, v = k[..., -window:, :], v[..., -window:, :]
+        self.k, self.v = k, v
+        return seen_k, seen_v
 
 
 def _conv_coupling(channels: int, *, kernel_size: int, spatial_dims: int, **_) -> nn.Module:

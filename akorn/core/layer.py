@@ -243,14 +243,15 @@ class KuramotoLayer(nn.Module):
     def channel_dim(self) -> int:
         return -1 if self.coupling.layout == "tokens" else 1
 
-    def _pull(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def _pull(self, x: torch.Tensor, c: torch.Tensor, cache=None) -> torch.Tensor:
         """``y = J(x) + c`` in the step layout."""
-        Jx = self.coupling(x, planar_n=self.n) if self.planar else self.coupling(x)
+        options = {} if cache is None else {"cache": cache}
+        Jx = self.coupling(x, planar_n=self.n, **options) if self.planar else self.coupling(x, **options)
         return Jx.to(x.dtype) + c
 
-    def _step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor):
+    def _step(self, x: torch.Tensor, c: torch.Tensor, omega: torch.Tensor | None, gamma: torch.Tensor, cache=None):
         """One step in the step layout: the next state and the voting energy of the current one."""
-        y = self._pull(x, c)
+        y = self._pull(x, c, cache)
         w = None
         if omega is not None:
             w = rotation_coefficients(omega, x, self.channel_dim)
@@ -300,6 +301,29 @@ class KuramotoLayer(nn.Module):
         """One Kuramoto step: the next state and the voting energy ``-Σ <x, J x + c>`` of ``state``, per sample."""
         x, e = self._step_fn(state.data, state.stimulus, state.omega, state.gamma)
         return state.replace(x), e
+
+    def extend(self, x: torch.Tensor, c: torch.Tensor, caches: list) -> torch.Tensor:
+        """Run T steps for tokens ``x`` ``(B, l, C)`` (stimulus ``c``) that follow the tokens the caches
+        have seen, and return their final states; ``caches``: one
+        :class:`~akorn.core.coupling.CouplingCache` per step (T = their number), filled as they go.
+
+        With a causal coupling the states of earlier tokens never depend on later ones, so a
+        sequence run in pieces gives the states of one run over the whole sequence (what
+        generation token by token relies on). Not compiled, not checkpointed."""
+        if not getattr(self.coupling, "causal", False):
+            raise ValueError("extend needs a causal coupling: earlier tokens would see later ones")
+        if not caches:
+            raise ValueError("need one cache per Kuramoto step, got none")
+        if x.ndim != 3 or c.shape != x.shape or x.shape[-1] != self.channels:
+            raise ValueError(
+                f"x and c must be tokens (B, l, {self.channels}), got {tuple(x.shape)} and {tuple(c.shape)}"
+            )
+        xn = self.to_step_layout(normalize(x, self.n, -1))
+        cn = self.to_step_layout(self.normalize_stimulus(c))
+        omega = self.omega()
+        for cache in caches:
+            xn, _ = self._step(xn, cn, omega, self.gamma, cache)
+        return self.from_step_layout(xn)
 
     def iterate(self, state: OscillatorState, steps: int | None = None):
         """Yield ``(x_t, E(x_{t-1}))`` for ``t = 1 .. T``: each new state and the voting energy of the
@@ -386,6 +410,8 @@ class KuramotoLayer(nn.Module):
             return
         if len(got) == 2 and len(grid) == 2 and tuple(got) != tuple(grid):
             raise ValueError(f"{name}: spatial size {tuple(got)} does not match the layer's grid {grid}")
+        if len(got) == 1 and getattr(self.coupling, "causal", False) and got[0] <= units:
+            return  # a causal coupling takes a prefix of its sequence
         if math.prod(got) != units:
             raise ValueError(f"{name}: {math.prod(got)} units do not match the layer's grid {grid} ({units} units)")
 

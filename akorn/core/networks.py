@@ -88,26 +88,28 @@ class _TokenConv(nn.Module):
 
 
 class _SelfAttention(nn.Module):
-    def __init__(self, channels: int, heads: int):
+    def __init__(self, channels: int, heads: int, causal: bool = False):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
-        self.heads = heads
+        self.heads, self.causal = heads, causal
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
 
     def forward(self, x):  # (B, L, C)
         B, L, C = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        o = attend(q, k, v)
+        o = attend(q, k, v, causal=self.causal)
         return self.out(o.transpose(1, 2).reshape(B, L, C))
 
 
-def _attention_mixer(channels: int, *, heads: int, **_) -> nn.Module:
-    return _SelfAttention(channels, heads)
+def _attention_mixer(channels: int, *, heads: int, causal: bool = False, **_) -> nn.Module:
+    return _SelfAttention(channels, heads, causal)
 
 
-def _conv_mixer(channels: int, *, kernel_size: int, grid, **_) -> nn.Module:
+def _conv_mixer(channels: int, *, kernel_size: int, grid, causal: bool = False, **_) -> nn.Module:
+    if causal:
+        raise ValueError("mixer='conv' is not causal; causal=True needs mixer='attn'")
     if grid is None:
         raise ValueError("mixer='conv' needs grid=(H, W)")
     return _TokenConv(channels, kernel_size, grid)
@@ -120,6 +122,7 @@ class IteratedBlock(nn.Module):
     """``x <- x + Mix(LN(x))`` T times with shared weights, then ``x <- x + MLP(LN(x))``.
 
     ``mixer="attn"`` gives the ItrSA block (T=1: a Transformer block); ``mixer="conv"`` gives ItrConv.
+    ``causal``: token i attends to tokens j <= i only (a language model's block).
     """
 
     def __init__(
@@ -131,11 +134,12 @@ class IteratedBlock(nn.Module):
         kernel_size: int = 3,
         grid: tuple[int, int] | None = None,
         mlp_ratio: int = 2,
+        causal: bool = False,
     ):
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {tuple(MIXERS)}, got {mixer!r}")
-        self.mix = MIXERS[mixer](channels, heads=heads, kernel_size=kernel_size, grid=grid)
+        self.mix = MIXERS[mixer](channels, heads=heads, kernel_size=kernel_size, grid=grid, causal=causal)
         self.steps = steps
         self.norm1 = nn.LayerNorm(channels)
         self.norm2 = nn.LayerNorm(channels)
@@ -153,7 +157,8 @@ class IteratedNetwork(nn.Module):
     """L iterated blocks on tokens with a learnable position embedding (2-D sinusoid init) added once.
 
     ``IteratedNetwork(C, blocks=1, steps=16)`` is ItrSA; ``blocks=8, steps=1`` is the Transformer;
-    ``mixer="conv"`` is ItrConv.
+    ``mixer="conv"`` is ItrConv. ``causal=True`` (a language model) also takes the first
+    L' < L tokens, which then see what they would see inside the whole sequence.
     """
 
     def __init__(
@@ -166,19 +171,21 @@ class IteratedNetwork(nn.Module):
         mixer: str = "attn",
         kernel_size: int = 3,
         mlp_ratio: int = 2,
+        causal: bool = False,
     ):
         super().__init__()
+        self.causal = causal
         self.pos = nn.Parameter(sinusoid_2d(channels, *grid))
         self.blocks = nn.ModuleList(
-            IteratedBlock(channels, heads, steps, mixer, kernel_size, grid, mlp_ratio) for _ in range(blocks)
+            IteratedBlock(channels, heads, steps, mixer, kernel_size, grid, mlp_ratio, causal) for _ in range(blocks)
         )
 
     def forward(self, x, steps: int | None = None):  # (B, L, C) -> (B, L, C)
-        if x.ndim != 3 or x.shape[1:] != self.pos.shape:
-            raise ValueError(
-                f"expected tokens of shape (B, {self.pos.shape[0]}, {self.pos.shape[1]}), got {tuple(x.shape)}"
-            )
-        x = x + self.pos
+        L, C = self.pos.shape
+        prefix = self.causal and x.ndim == 3 and 1 <= x.shape[1] <= L and x.shape[2] == C
+        if not prefix and (x.ndim != 3 or x.shape[1:] != self.pos.shape):
+            raise ValueError(f"expected tokens of shape (B, {L}, {C}), got {tuple(x.shape)}")
+        x = x + self.pos[: x.shape[1]]
         for block in self.blocks:
             x = block(x, steps)
         return x

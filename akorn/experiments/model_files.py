@@ -32,11 +32,12 @@ EXPERIMENTS = {
     "objects": "akorn.experiments.objects.experiment:ObjectsExperiment",
     "classify": "akorn.experiments.classify.experiment:ClassifyExperiment",
     "adapters": "akorn.experiments.adapters:AdaptersExperiment",
+    "text": "akorn.experiments.text.experiment:TextExperiment",
 }
 
 
 def experiment_named(name: str):
-    """An instance of the experiment called ``name`` (``sudoku``, ``objects``, ``classify``, ``adapters``)."""
+    """An instance of the experiment called ``name`` (``sudoku``, ``objects``, ``classify``, ``adapters``, ``text``)."""
     if name not in EXPERIMENTS:
         raise UserError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)}")
     module, _, cls = EXPERIMENTS[name].partition(":")

@@ -1,0 +1,1 @@
+"""Language modelling with AKOrN: byte-level text, causal Kuramoto models, baselines, sampling."""
