@@ -101,6 +101,10 @@ def test_record_measures_a_cuda_only_script_on_the_cpu(tmp_path):
             assert tied.a.data_ptr() == tied.b.data_ptr()
             tied.cuda()  # on a GPU every parameter is its own copy
             assert tied.a.data_ptr() != tied.b.data_ptr()
+            moved = torch.nn.Module()
+            moved.a, moved.b = torch.nn.Parameter(shared), torch.nn.Parameter(shared.t())
+            assert moved.to("cuda") is moved and moved.a.data_ptr() != moved.b.data_ptr()
+            assert moved.to(torch.float64).a.dtype == torch.float64  # other moves are torch's own
             net = torch.nn.Linear(3, 1).cuda()
             opt = torch.optim.Adam(net.parameters(), lr=0.01)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -146,3 +150,37 @@ def test_malformed_boards_are_one_line(checkout):
     )
     one_line_refusal(p, "train.csv")
     assert not (d / "out").exists()
+
+
+OBJECTS_FILES = ("train_obj.py", "source/models/objs/knet.py", "source/data/datasets/objs/tetrominoes.py")
+
+
+@pytest.fixture
+def objects_checkout(tmp_path) -> Path:
+    root = tmp_path / "akorn-authors"
+    for rel in OBJECTS_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("")
+    return root
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--seeds", "1"], ("--seeds 1", "at least 2")),
+        (["--channels", "20"], ("--channels 20", "8 heads")),
+        (["--steps", "0"], ("--steps", "at least 1")),
+        (["--steps", "1000", "--time-limit", "5"], ("past --time-limit 5 min", "about 121 min")),
+    ],
+)
+def test_the_objects_script_refuses_before_it_starts(objects_checkout, args, words):
+    out = objects_checkout.parent / "out"
+    p = run("objects.py", "--authors", objects_checkout, "--out", out, "--assume-step-seconds", "1.0", "1.0", *args)
+    one_line_refusal(p, *words)  # 3 seeds x (1000 steps x 2 s x 1.15 + 2 evaluations x 60 s) = 121 min
+    assert not out.exists()
+
+
+def test_the_objects_script_names_the_file_a_checkout_lacks(objects_checkout):
+    (objects_checkout / "train_obj.py").unlink()
+    p = run("objects.py", "--authors", objects_checkout, "--assume-step-seconds", "0.1", "0.1")
+    one_line_refusal(p, "not a checkout", "train_obj.py")

@@ -106,6 +106,7 @@ def run_recorded(record: Path, target: list, env: dict, cpu: bool = False, cwd: 
 def step_seconds(rec: dict, skip: int = 5) -> float:
     """Median gap between optimizer steps, after the first ``skip`` (warm-up, data loader start)."""
     ends = rec["step_end"]
+    skip = min(skip, max(0, len(ends) - 3))  # a short run keeps two gaps
     gaps = [b - a for a, b in zip(ends[skip:], ends[skip + 1 :])]
     return statistics.median(gaps) if gaps else float("nan")
 

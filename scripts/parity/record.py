@@ -10,8 +10,8 @@ The hooks are the same for both sides of a parity run, so both are measured alik
 * at exit, the peak resident memory of the process (``ru_maxrss``).
 
 ``--cpu`` is the only change made to the authors' code, from outside: ``Tensor.cuda()`` returns the
-tensor itself, ``Module.cuda()`` copies every parameter and buffer on its own as the move to a GPU
-does (so parameters sharing a storage no longer do), ``torch.cuda.Event`` is a wall
+tensor itself, ``Module.cuda()`` and ``Module.to("cuda")`` copy every parameter and buffer on its
+own as the move to a GPU does (so parameters sharing a storage no longer do), ``torch.cuda.Event`` is a wall
 clock and ``torch.cuda.synchronize`` does nothing. Their scripts call ``.cuda()`` unconditionally.
 ``--csv-as-text`` makes ``pandas.read_csv`` read every field as text unless told otherwise: their
 RRN reader expects the 81-digit boards as strings, and recent pandas reads them as integers.
@@ -53,6 +53,15 @@ def patch_cuda_to_cpu(torch):
     # storage (their GTA matrices q, k, v and o are four Parameters of one tensor); a copy on the
     # CPU keeps that, or their CPU training would update one tied tensor four times a step.
     torch.nn.Module.cuda = untie
+    move = torch.nn.Module.to
+
+    def to(module, *args, **kwargs):  # train_obj.py builds its model with .to("cuda")
+        device = args[0] if args else kwargs.get("device")
+        if isinstance(device, (str, torch.device)) and str(device).startswith("cuda"):
+            return untie(module)
+        return move(module, *args, **kwargs)
+
+    torch.nn.Module.to = to
     torch.cuda.Event = WallClockEvent
     torch.cuda.synchronize = lambda *a, **k: None
 
