@@ -29,8 +29,10 @@ def read_runs(root: Path) -> dict[str, list[dict]]:
         if not match or not (folder / "eval-test.json").exists():
             continue
         metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        train = [m for m in metrics if m.get("split") == "train"]
+        train = [m for m in metrics if m.get("split") == "train" and "sec_per_step" in m]
+        done = max(m["step"] for m in metrics)
         run = {"seed": int(match[2]), "eval": json.loads((folder / "eval-test.json").read_text()), "train": train,
+               "steps_done": done,
                "config": json.loads((folder / "config.json").read_text())["config"]}  # fmt: skip
         for name in ("sample", "sample-nocache"):
             if (folder / f"{name}.json").exists():
@@ -51,7 +53,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
         steps = sorted({r["steps"] for r in rs[0]["eval"]["results"]})
         bpb = {str(T): mean_std([next(x["bits_per_byte"] for x in r["eval"]["results"] if x["steps"] == T)
                                  for r in rs]) for T in steps}  # fmt: skip
-        trained = [r["train"][-1]["step"] for r in rs]
+        trained = [r["steps_done"] for r in rs]
         log_every = rs[0]["config"]["log_every"]
         sec = [statistics.median(m["sec_per_step"] for m in r["train"][2:]) for r in rs]
         out[model] = {

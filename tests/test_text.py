@@ -213,7 +213,7 @@ def test_train_eval_sample_and_an_exact_resume(tmp_path, corpus, model):
                          *(["--dynamics", 2] if model == "akorn" else []))  # fmt: skip
     assert code == 0, err
     rep = json.loads(report.read_text())
-    assert [r["steps"] for r in rep["results"]] == ([2] if model == "transformer" else [2, 4])
+    assert [r["steps"] for r in rep["results"]] == ([1] if model == "transformer" else [2, 4])
     assert all(0 < r["bits_per_byte"] < 9 for r in rep["results"]) and rep["windows"] == 3
     if model == "akorn":
         layer = rep["dynamics"]["4"][0]

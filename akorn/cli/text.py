@@ -79,8 +79,8 @@ def cmd_eval(args):
         check_output_file(args.json, "--json file")
     loaded = load_model(args.run, "text", words=args.overrides, device=args.device)
     cfg, model = loaded.config, loaded.model
-    steps = _steps_list(args.steps, cfg.steps)
-    if cfg.model == "transformer" and steps != [cfg.steps]:
+    steps = _steps_list(args.steps, model.steps)  # the Transformer's blocks run once: its T is 1
+    if cfg.model == "transformer" and steps != [model.steps]:
         raise UserError("the Transformer has no T to vary; --steps is for AKOrN and ItrSA")
     if args.dynamics and cfg.model != "akorn":
         raise UserError("--dynamics needs an AKOrN model: the baselines have no oscillators")
@@ -119,7 +119,8 @@ def cmd_sample(args):
         raise UserError("--prompt must hold at least one character")
     if args.json:
         check_output_file(args.json, "--json file")
-    loaded = load_model(args.run, "text", device=args.device)
+    # eager: a compiled step would compile again for every new length of the context
+    loaded = load_model(args.run, "text", device=args.device, compile=False)
     cached = loaded.config.model == "akorn" and not args.no_cache
     text, rate = sample(loaded.model, prompt, args.length, temperature=args.temperature, top_k=args.top_k,
                         seed=args.seed, cache=cached)  # fmt: skip
