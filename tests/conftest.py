@@ -1,3 +1,5 @@
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +28,16 @@ def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
         cwd=kw.pop("cwd", ROOT),
         **kw,
     )
+
+
+def cli(*argv) -> tuple[int, str, str]:
+    """``akorn ARGV`` in this process: exit code, stdout, stderr (argparse's exits included)."""
+    from akorn.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()

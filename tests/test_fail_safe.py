@@ -1,7 +1,5 @@
 """Bad input gets one clear line and a non-zero exit, and nothing half-written; training fails safe."""
 
-import contextlib
-import io
 import json
 import signal
 import subprocess
@@ -13,7 +11,6 @@ import pytest
 import torch
 from safetensors import SafetensorError
 
-from akorn.cli.main import main
 from akorn.engine import checkpoint as ck
 from akorn.engine.config import resolve
 from akorn.engine.files import decode_lines
@@ -21,7 +18,7 @@ from akorn.engine.trainer import RunFolder
 from akorn.errors import UserError
 from akorn.experiments.sudoku import data as sdata
 from akorn.experiments.sudoku.experiment import PRESETS, SudokuConfig
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli, run_cli
 
 TINY = ["preset=tiny", "threads=1"]
 QUIZ = "000260701680070090190004500820100040004602900050003028009300074040050036703018000"
@@ -29,17 +26,6 @@ QUIZ = "000260701680070090190004500820100040004602900050003028009300074040050036
 
 def _train(data, out, name, *extra):
     return ["sudoku", "train", *TINY, f"data={data}", f"eval_data={data}", f"out_dir={out}", f"name={name}", *extra]
-
-
-def cli(*argv) -> tuple[int, str, str]:
-    """``akorn ARGV`` in this process: exit code, stdout, stderr (argparse's exits included)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(code: int, err: str, *words: str):

@@ -29,12 +29,17 @@ def run(script: str, *args, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def checkout(tmp_path) -> Path:
-    root = tmp_path / "akorn-authors"
-    for rel in SUDOKU_FILES:
+def fake_checkout(root: Path, files) -> Path:
+    """A folder with empty files at the paths a script checks for."""
+    for rel in files:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("")
+    return root
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    root = fake_checkout(tmp_path / "akorn-authors", SUDOKU_FILES)
     (tmp_path / "train.csv").write_text("")
     (tmp_path / "ood.csv").write_text("")
     return root
@@ -157,11 +162,7 @@ OBJECTS_FILES = ("train_obj.py", "source/models/objs/knet.py", "source/data/data
 
 @pytest.fixture
 def objects_checkout(tmp_path) -> Path:
-    root = tmp_path / "akorn-authors"
-    for rel in OBJECTS_FILES:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text("")
-    return root
+    return fake_checkout(tmp_path / "akorn-authors", OBJECTS_FILES)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
 """Byte-level language models: causality, the key/value cache, the data, the commands and their bad input."""
 
-import contextlib
 import io
 import json
 import tarfile
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from akorn.cli.main import main
 from akorn.core.coupling import AttentionCoupling, CouplingCache
 from akorn.core.layer import KuramotoLayer
 from akorn.core.networks import IteratedNetwork
@@ -17,18 +15,9 @@ from akorn.errors import UserError
 from akorn.experiments.text import data as tdata
 from akorn.experiments.text.evaluation import sample
 from akorn.experiments.text.models import TextAKOrN, TextIterated, parameter_count
+from tests.conftest import cli
 
 CONTEXT = 16
-
-
-def cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def akorn_lm(positions="rope", window=0, initial_state="stimulus"):
@@ -147,7 +136,7 @@ def test_bad_settings_get_one_line_and_no_run_folder(tmp_path, words, message):
 def test_a_corpus_file_that_is_not_the_published_one_is_refused(tmp_path):
     path = write(tmp_path / "enwik8", b"x" * 100)
     with pytest.raises(UserError, match="100000000"):
-        tdata._verify(path, "enwik8")
+        tdata.verify(path, "enwik8")
     with pytest.raises(UserError, match="unknown corpus"):
         tdata.download("wiki", tmp_path)
 

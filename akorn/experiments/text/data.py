@@ -67,7 +67,8 @@ def digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, name: str):
+def verify(path: Path, name: str):
+    """Refuse a copy of a named corpus whose size or digest is not the published one."""
     corpus = CORPORA[name]
     if path.stat().st_size != corpus.size:
         raise UserError(f"{path}: {path.stat().st_size} bytes, {name} has {corpus.size}; delete it and download again")
@@ -99,7 +100,7 @@ def download(name: str, data_dir: str | Path) -> Path:
     finally:
         part.unlink(missing_ok=True)
     try:
-        _verify(out.with_suffix(".part"), name)
+        verify(out.with_suffix(".part"), name)
     except UserError:
         out.with_suffix(".part").unlink()
         raise
