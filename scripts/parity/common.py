@@ -111,6 +111,12 @@ def step_seconds(rec: dict, skip: int = 5) -> float:
     return statistics.median(gaps) if gaps else float("nan")
 
 
+def training_summary(rec: dict) -> dict:
+    """What a parity summary keeps of one training's record.py record."""
+    return {"loss": rec["loss"], "sec_per_step": step_seconds(rec), "max_rss_mb": rec["max_rss_mb"],
+            "steps": len(rec["step_end"]), "wall_s": rec["wall_s"]}  # fmt: skip
+
+
 def mean_std(values: list[float]) -> dict:
     vals = [float(v) for v in values]
     return {

@@ -35,10 +35,10 @@ from common import (  # noqa: E402
     mean_std,
     run_logged,
     run_recorded,
-    step_seconds,
     thread_env,
     time_steps,
     training_step,
+    training_summary,
     write_json,
 )
 
@@ -168,11 +168,6 @@ def import_theirs(ema: Path, out: Path, data: Path, env: dict) -> Path:
     if not weights.exists() and run_logged(cmd, out.with_suffix(".import.log"), env) != 0:
         raise RuntimeError(f"import failed; see {out.with_suffix('.import.log')}")
     return weights
-
-
-def training_summary(rec: dict) -> dict:
-    return {"loss": rec["loss"], "sec_per_step": step_seconds(rec), "max_rss_mb": rec["max_rss_mb"],
-            "steps": len(rec["step_end"]), "wall_s": rec["wall_s"]}  # fmt: skip
 
 
 def main(argv=None):

@@ -37,10 +37,10 @@ from common import (  # noqa: E402
     mean_std,
     run_logged,
     run_recorded,
-    step_seconds,
     thread_env,
     time_steps,
     training_step,
+    training_summary,
     write_json,
 )
 
@@ -228,11 +228,6 @@ def evaluate(a, authors, work, data, runs: dict, env) -> dict:
                 print(f"{label} {key}: ours {r[f'ours:{key}']['board_acc']:.3f}, "
                       f"theirs {r[f'theirs:{key}']['board_acc']:.3f}", flush=True)  # fmt: skip
     return results
-
-
-def training_summary(rec: dict) -> dict:
-    return {"loss": rec["loss"], "sec_per_step": step_seconds(rec), "max_rss_mb": rec["max_rss_mb"],
-            "steps": len(rec["step_end"]), "wall_s": rec["wall_s"]}  # fmt: skip
 
 
 def main(argv=None):
