@@ -1,6 +1,7 @@
 """scripts/parity: what they refuse before running anything, and the measuring hooks of record.py."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -185,3 +186,82 @@ def test_the_objects_script_names_the_file_a_checkout_lacks(objects_checkout):
     (objects_checkout / "train_obj.py").unlink()
     p = run("objects.py", "--authors", objects_checkout, "--assume-step-seconds", "0.1", "0.1")
     one_line_refusal(p, "not a checkout", "train_obj.py")
+
+
+CLASSIFY_FILES = ("train_classification.py", "source/models/classification/knet.py", "source/data/augs.py")
+
+
+@pytest.fixture
+def classify_checkout(tmp_path) -> Path:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test.npz").write_text("")
+    return fake_checkout(tmp_path / "akorn-authors", CLASSIFY_FILES)
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--seeds", "1"], ("--seeds 1", "at least 2")),
+        (["--channels", "15"], ("--channels 15", "even")),
+        (["--train-size", "105"], ("--train-size 105", "multiple of the 10 classes")),
+        (["--epochs", "0"], ("--epochs", "at least 1")),
+        (["--epochs", "4", "--time-limit", "5"], ("past --time-limit 5 min", "about 31 min")),
+    ],
+)
+def test_the_classify_script_refuses_before_it_starts(classify_checkout, args, words):
+    d = classify_checkout.parent
+    p = run("classify.py", "--authors", classify_checkout, "--train", d / "train", "--test", d / "test.npz",
+            "--out", d / "out", "--assume-step-seconds", "1.0", "1.0", *args)  # fmt: skip
+    one_line_refusal(p, *words)  # 3 seeds x (4 x 50 steps x 2 s x 1.25 + 2 evaluations x 60 s) = 31 min
+    assert not (d / "out").exists()
+
+
+def test_the_classify_script_names_what_is_missing(classify_checkout):
+    d = classify_checkout.parent
+    common = ["--assume-step-seconds", "0.1", "0.1", "--out", d / "out"]
+    p = run("classify.py", "--authors", classify_checkout, "--train", d / "none", "--test", d / "test.npz", *common)
+    one_line_refusal(p, "--train", "no such file")
+    (classify_checkout / "train_classification.py").unlink()
+    p = run("classify.py", "--authors", classify_checkout, "--train", d / "train", "--test", d / "test.npz", *common)
+    one_line_refusal(p, "not a checkout", "train_classification.py")
+    assert not (d / "out").exists()
+
+
+def test_record_patches_the_classifier_script_from_outside(tmp_path):
+    """--alias, --loader-workers, --seed and --cifar-files-unchecked (on a stand-in torchvision)."""
+    fake = tmp_path / "site" / "torchvision" / "datasets"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "cifar.py").write_text("def check_integrity(fpath, md5=None):\n    return False\n")
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, random, torch
+            import torchvision.datasets.cifar as cifar
+            import stand_in_name
+            loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2, num_workers=4)
+            print(json.dumps({"workers": loader.num_workers, "alias": stand_in_name.__name__,
+                              "draw": torch.rand(1).item(), "py": random.random(),
+                              "exists": cifar.check_integrity(__file__, "0" * 32),
+                              "absent": cifar.check_integrity(__file__ + ".none", "0" * 32)}))
+            """
+        )
+    )
+    env_path = str(tmp_path / "site")
+    cmd = [sys.executable, str(PARITY / "record.py"), "--out", str(tmp_path / "rec.json"), "--cifar-files-unchecked",
+           "--loader-workers", "0", "--alias", "stand_in_name=json", "--seed", "7", "--", str(script)]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": env_path})
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    import random
+
+    import torch
+
+    random.seed(7)
+    draw = torch.rand(1, generator=torch.Generator().manual_seed(7)).item()
+    expected = {"workers": 0, "alias": "json", "draw": draw, "py": random.random(), "exists": True, "absent": False}
+    assert seen == expected
+    p = record(tmp_path / "rec2.json", "--alias", "nothing", "--", script)
+    assert p.returncode != 0 and "NAME=MODULE" in p.stderr

@@ -87,9 +87,10 @@ def run_logged(cmd: list[str], log: Path, env: dict, cwd: Path | None = None) ->
 
 
 def run_recorded(record: Path, target: list, env: dict, cpu: bool = False, cwd: Path | None = None,
-                 path: Path | None = None, python: str = sys.executable) -> int:  # fmt: skip
-    """A training under the measuring hooks of ``record.py``; its output goes to ``record``'s ``.log``."""
-    cmd = [python, RECORD, "--out", record]
+                 path: Path | None = None, python: str = sys.executable, flags: tuple = ()) -> int:  # fmt: skip
+    """A training under the measuring hooks of ``record.py`` (``flags``: more of its options); its
+    output goes to ``record``'s ``.log``."""
+    cmd = [python, RECORD, "--out", record, *flags]
     if cpu:
         cmd.append("--cpu")
     if cwd:

@@ -15,6 +15,12 @@ own as the move to a GPU does (so parameters sharing a storage no longer do), ``
 clock and ``torch.cuda.synchronize`` does nothing. Their scripts call ``.cuda()`` unconditionally.
 ``--csv-as-text`` makes ``pandas.read_csv`` read every field as text unless told otherwise: their
 RRN reader expects the 81-digit boards as strings, and recent pandas reads them as integers.
+``--cifar-files-unchecked`` makes torchvision's CIFAR-10 reader accept batch files that exist without
+comparing their MD5 with the official archive's (a parity run writes its own images in that format).
+``--loader-workers N`` builds every ``DataLoader`` with ``num_workers=N``. ``--seed S`` seeds torch's,
+NumPy's and Python's global generators before the script starts (a script that seeds nothing).
+``--alias NAME=MODULE`` makes ``import NAME`` give ``MODULE`` (their classifier imports fra31's
+``autoattack``, which PyPI has as ``pyautoattack``).
 """
 
 from __future__ import annotations
@@ -87,6 +93,44 @@ def read_csv_as_text():
     pandas.read_csv = as_text
 
 
+def accept_cifar_files_unchecked():
+    import torchvision.datasets.cifar as cifar
+
+    cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)
+
+
+def force_loader_workers(torch, workers: int):
+    loader_init = torch.utils.data.DataLoader.__init__
+
+    def init(self, *args, **kwargs):
+        kwargs["num_workers"] = workers
+        if workers == 0:
+            kwargs.pop("prefetch_factor", None)
+            kwargs["persistent_workers"] = False
+        loader_init(self, *args, **kwargs)
+
+    torch.utils.data.DataLoader.__init__ = init
+
+
+def alias_module(spec: str):
+    import importlib
+
+    name, sep, module = spec.partition("=")
+    if not sep or not name or not module:
+        raise SystemExit(f"record.py: --alias takes NAME=MODULE, got {spec!r}")
+    sys.modules[name] = importlib.import_module(module)
+
+
+def seed_globals(torch, seed: int):
+    import random
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def install_hooks(torch, record: dict):
     backward = torch.Tensor.backward
 
@@ -115,6 +159,10 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="the record to write (JSON)")
     p.add_argument("--cpu", action="store_true", help="keep a CUDA-only script on the CPU")
     p.add_argument("--csv-as-text", action="store_true", help="pandas.read_csv reads fields as text")
+    p.add_argument("--cifar-files-unchecked", action="store_true", help="torchvision's CIFAR10 skips its MD5 check")
+    p.add_argument("--loader-workers", type=int, default=None, help="num_workers of every DataLoader")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME=MODULE", help="import NAME gives MODULE")
+    p.add_argument("--seed", type=int, default=None, help="seed the global generators first")
     p.add_argument("--cwd", help="run in this folder")
     p.add_argument("--path", action="append", default=[], help="put this folder first on sys.path")
     p.add_argument("target", nargs=argparse.REMAINDER, help="-- SCRIPT.py ARGS or -- -m MODULE ARGS")
@@ -130,6 +178,14 @@ def main(argv=None):
         patch_cuda_to_cpu(torch)
     if a.csv_as_text:
         read_csv_as_text()
+    if a.cifar_files_unchecked:
+        accept_cifar_files_unchecked()
+    if a.loader_workers is not None:
+        force_loader_workers(torch, a.loader_workers)
+    for spec in a.alias:
+        alias_module(spec)
+    if a.seed is not None:
+        seed_globals(torch, a.seed)
     install_hooks(torch, record)
     atexit.register(write_record, out, record)
     # a deadline's SIGTERM ends the run through atexit, so what was measured is kept

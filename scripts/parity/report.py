@@ -77,7 +77,13 @@ def table(summary: dict) -> str:
         verdict = "inside the seed spread" if within_spread(b, a) else "outside the seed spread"
         rows.append(f"| {name} | {fmt(a, scale, digits)} | {fmt(b, scale, digits)} | {verdict} |")
 
-    if summary["experiment"] == "objects":
+    if summary["experiment"] == "classify":
+        n = summary["images"]["test"]
+        row("final training loss (last tenth of the steps)", theirs["final_loss"], ours["final_loss"], 1.0, 4)
+        row(f"clean accuracy %, {n} test images, ours evaluator", theirs["metrics"]["accuracy"],
+            ours["metrics"]["accuracy"])  # fmt: skip
+        row(f"ECE %, 15 bins, {n} test images, ours evaluator", theirs["metrics"]["ece"], ours["metrics"]["ece"])
+    elif summary["experiment"] == "objects":
         row("final training loss (last tenth of the steps)", theirs["final_loss"], ours["final_loss"], 1.0, 4)
         row("FG-ARI %, 320 held-out images, ours evaluator", theirs["metrics"]["fg_ari"], ours["metrics"]["fg_ari"])
         row("MBO %, 320 held-out images, ours evaluator", theirs["metrics"]["mbo"], ours["metrics"]["mbo"])
@@ -97,9 +103,9 @@ def table(summary: dict) -> str:
 
 def without_local_paths(summary: dict) -> dict:
     out = json.loads(json.dumps(summary))
-    for k in ("train", "ood", "id", "data"):
+    for k in ("train", "ood", "id", "data", "test"):
         if out["config"].get(k):
-            out["config"][k] = "data/" + Path(out["config"][k]).name
+            out["config"][k] = "data/" + Path(out["config"][k].partition(":")[2] or out["config"][k]).name
     return out
 
 

@@ -15,5 +15,9 @@ python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q $TORCH_SPEC
 "$VENV/bin/pip" install -q ema_pytorch einops pandas tensorboard tqdm matplotlib scipy sympy safetensors pyyaml numpy \
     accelerate scikit-learn pillow
+# train_classification.py imports fra31's autoattack (not on PyPI); pyautoattack is that code packaged.
+# akorn classify eval needs the classify extra's packages too.
+"$VENV/bin/pip" install -q --no-deps pyautoattack
+"$VENV/bin/pip" install -q imagecorruptions-imaug torchmetrics
 "$VENV/bin/pip" install -q --no-deps -e "$(dirname "$0")/../.."
 "$VENV/bin/python" -c "import torch, torchvision, ema_pytorch, akorn; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
