@@ -311,6 +311,19 @@ def test_eval_report_resume_and_export(trained, capsys):
     assert record["config"]["classes"] == 4 and record["stored_dtype"] == "fp16"
 
 
+def test_eval_at_another_kuramoto_T_records_it(trained):
+    from akorn.experiments.model_files import load_model
+
+    tmp, npz, run = trained
+    out = tmp / "eval-t3"
+    words = ["classify", "eval", str(run), "--out", str(out), "--attacks", "none", "--corruptions", "none", "--quiet"]
+    assert main(words + ["--kuramoto-steps", "3"]) == 0
+    header = json.loads((out / "records.jsonl").read_text().splitlines()[0])["header"]
+    assert header["kuramoto_steps"] == 3 and json.loads((out / "report.json").read_text())["clean"]["n"] == 32
+    assert load_model(str(run), "classify", words=["steps=3"]).config.steps == 3
+    assert load_model(str(run), "classify").config.steps == 1  # preset=tiny trains T=1
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -318,6 +331,7 @@ def test_eval_report_resume_and_export(trained, capsys):
         (["--attacks", "fgsm"], "unknown attack 'fgsm'"),
         (["--corruptions", "rain"], "unknown corruption 'rain'"),
         (["--limit", "-1"], "--limit must be 0"),
+        (["--kuramoto-steps", "-1"], "--kuramoto-steps must be 0"),
         (["--data", "small.npz"], "images are 8x8, the config asks for 32x32"),
     ],
 )

@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from akorn.errors import UserError
 from akorn.experiments.objects import datasets
-from akorn.experiments.objects.augment import simclr_views
+from akorn.experiments.objects.augment import colour_jitter_random_order, crop_boxes, shift_hue, simclr_views
 from akorn.experiments.objects.experiment import ObjectsConfig, ObjectsExperiment, nt_xent
 from akorn.experiments.objects.masks import cluster_features, uptiled_features
 from akorn.experiments.objects.metrics import adjusted_rand_index, contact, fg_ari, mbo, scores_by_contact
@@ -112,6 +112,66 @@ def test_augmentations_deterministic_and_in_range():
     c = simclr_views(x, torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("style", ["torchvision", "yiq"])
+def test_both_view_styles_deterministic_and_in_range(style):
+    x = torch.rand(6, 3, 16, 16)
+    a = simclr_views(x, torch.Generator().manual_seed(3), style)
+    assert torch.equal(a, simclr_views(x, torch.Generator().manual_seed(3), style))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    with pytest.raises(ValueError, match="style must be one of"):
+        simclr_views(x, torch.Generator(), "pil")
+
+
+def test_crop_boxes_are_torchvisions_integer_boxes_inside_the_image():
+    boxes = crop_boxes(4000, 32, 24, torch.Generator().manual_seed(0), scale=(0.08, 1.0))
+    top, left, h, w = boxes.unbind(1)
+    assert torch.equal(boxes, boxes.round()) and (h >= 1).all() and (w >= 1).all()
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 32).all() and (left + w <= 24).all()
+    area = h * w / (32 * 24)
+    # areas stay in the scale range (up to the rounding of h and w); the smallest crops do occur
+    assert area.min() >= 0.06 and area.max() <= 1.0 and (area < 0.15).float().mean() > 0.05
+    assert ((w / h) >= 3 / 4 * 0.85).all() and ((w / h) <= 4 / 3 * 1.15).all()
+    # a scale no box can reach falls back to the centred whole image, aspect clamped (24/32 fits)
+    whole = crop_boxes(5, 32, 24, torch.Generator().manual_seed(0), scale=(2.0, 3.0))
+    assert whole.tolist() == [[0.0, 0.0, 32.0, 24.0]] * 5
+
+
+def test_hsv_hue_shift_turns_primaries_and_composes():
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1.0
+    assert torch.allclose(shift_hue(red, torch.tensor([1 / 3])), red.roll(1, 1), atol=1e-6)  # red -> green
+    x = torch.rand(3, 3, 8, 8)
+    assert torch.allclose(shift_hue(x, torch.zeros(3)), x, atol=1e-6)
+    two = shift_hue(shift_hue(x, torch.full((3,), 0.05)), torch.full((3,), 0.04))
+    assert torch.allclose(two, shift_hue(x, torch.full((3,), 0.09)), atol=1e-5)
+    grey = torch.full((1, 3, 4, 4), 0.3)
+    assert torch.allclose(shift_hue(grey, torch.tensor([0.2])), grey)  # no hue, nothing to turn
+
+
+def test_random_order_jitter_clamps_each_step_and_skips_with_probability():
+    x = torch.rand(8, 3, 8, 8)
+    assert torch.equal(colour_jitter_random_order(x, torch.Generator().manual_seed(0), p=0.0), x)
+    # brightness alone: each image scaled by one factor in [0.6, 1.4] and clamped
+    y = colour_jitter_random_order(x, torch.Generator().manual_seed(0), contrast=0, saturation=0, hue=0, p=1.0)
+    ratio = (y / x)[x < 0.5].view(-1)
+    assert y.max() <= 1 and ratio.min() >= 0.6 - 1e-5 and ratio.max() <= 1.4 + 1e-5
+
+
+def test_runs_saved_before_view_styles_keep_the_yiq_views(tmp_path):
+    from akorn.engine.config import to_dict
+    from akorn.engine.trainer import RunFolder
+
+    cfg = to_dict(ObjectsConfig())
+    assert (cfg.pop("views"), cfg.pop("crop_scale_min")) == ("torchvision", 0.08)
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "objects", "config": cfg}))
+    old = RunFolder(tmp_path).read_config(ObjectsExperiment())
+    assert (old["views"], old["crop_scale_min"]) == ("yiq", 0.2)
+    with pytest.raises(UserError, match="views"):
+        ObjectsConfig(views="pil").validate()
+    with pytest.raises(UserError, match="crop_scale_min"):
+        ObjectsConfig(crop_scale_min=0).validate()
 
 
 def test_nt_xent_prefers_matching_views():

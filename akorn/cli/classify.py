@@ -56,6 +56,8 @@ def add_parser(sub, name: str, help: str):
     )
     e.add_argument("--weights", choices=("ema", "raw"), default="ema")
     e.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
+    e.add_argument("--kuramoto-steps", type=int, default=0, metavar="T",
+                   help="Kuramoto steps T at test time (0: the T the model was trained with)")  # fmt: skip
     e.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     add_quiet_option(e)
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -281,7 +283,10 @@ def cmd_eval(args):
 
     plan = _plan(args)
     _check_eval_args(args)
-    loaded = load_model(args.run, "classify", weights=args.weights, step=args.step)
+    words = [f"steps={args.kuramoto_steps}"] if args.kuramoto_steps else []
+    loaded = load_model(args.run, "classify", words=words, weights=args.weights, step=args.step)
+    if args.kuramoto_steps and loaded.config.model not in ("akorn", "akorn-attn"):
+        raise UserError(f"--kuramoto-steps sets an AKOrN's T; {args.run} is a {loaded.config.model}")
     default_out = Path(args.run) / "robustness" if "run" in loaded.record else Path("classify-eval")
     out = Path(args.out) if args.out else default_out
     info, device = init_distributed(pick_device(args.device))
@@ -296,6 +301,7 @@ def cmd_eval(args):
         "attack_data": attack_set.source,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(plan).items()},
         "eot": plan.eot if random else 1,
+        **({"kuramoto_steps": args.kuramoto_steps} if args.kuramoto_steps else {}),
     }
     # Under torchrun every rank takes every world-th image of each task and keeps its own records file;
     # rank 0 reads them all for the report (and a resumed evaluation skips what any of them holds).
@@ -331,6 +337,8 @@ def _check_eval_args(args):
         raise UserError("--report-only reports the records of an earlier evaluation: give --resume too")
     if args.threads < 0:
         raise UserError(f"--threads must be 0 (torch's default) or positive, got {args.threads}")
+    if args.kuramoto_steps < 0:
+        raise UserError(f"--kuramoto-steps must be 0 (as trained) or positive, got {args.kuramoto_steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -70,7 +70,7 @@ def build(adapter, data, copies: int, to_input, seed: int, device, kind: str = "
         imgs = to_input(data.batch(torch.arange(s, min(len(data), s + batch)))["images"])
         per_copy = {p: [] for p in adapter.points}
         for _ in range(copies):
-            x = simclr_views(imgs, g) if kind == "image" else random_grayscale(colour_jitter(imgs, g), g)
+            x = simclr_views(imgs, g, "yiq", 0.2) if kind == "image" else random_grayscale(colour_jitter(imgs, g), g)
             for p, out in adapter.backbone_outputs(x.to(device)).items():
                 per_copy[p].append(out.to("cpu", torch.float16))
         for p in adapter.points:

@@ -258,7 +258,7 @@ class AdaptersExperiment(Experiment):
             z1, z2 = model(outputs, generator, cached=True).chunk(2)
             return nt_xent(z1, z2, cfg.temperature), {}
         imgs = resize(batch["images"], cfg.image_size)
-        v1, v2 = simclr_views(imgs, generator), simclr_views(imgs, generator)
+        v1, v2 = simclr_views(imgs, generator, "yiq", 0.2), simclr_views(imgs, generator, "yiq", 0.2)
         z1, z2 = model(torch.cat([v1, v2], 0), generator).chunk(2)
         return nt_xent(z1, z2, cfg.temperature), {}
 

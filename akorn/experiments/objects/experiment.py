@@ -12,7 +12,7 @@ from akorn.engine.config import apply_overrides, check_choice, check_ranges, fro
 from akorn.engine.trainer import Experiment, TrainConfig
 from akorn.errors import UserError
 from akorn.experiments.objects import datasets
-from akorn.experiments.objects.augment import simclr_views
+from akorn.experiments.objects.augment import VIEW_STYLES, simclr_views
 from akorn.experiments.objects.masks import predict_masks
 from akorn.experiments.objects.metrics import fg_ari, mbo
 from akorn.experiments.objects.models import ImageAKOrN, ImageIterated
@@ -49,6 +49,8 @@ class ObjectsConfig(TrainConfig):
     gamma: float = 1.0
     c_norm: str = "none"
     temperature: float = 0.1
+    views: str = "torchvision"  # SimCLR views: torchvision (the authors' pipeline) | yiq (milder, see objects.augment)
+    crop_scale_min: float = 0.08  # smallest crop area; torchvision's default, which the authors keep
     clusters: int = 0  # 0: the dataset's default (Tetrominoes 4, dSprites 7, CLEVR 11)
     cluster_method: str = "agglomerative"
     activation_checkpoint: bool = False
@@ -58,6 +60,7 @@ class ObjectsConfig(TrainConfig):
         check_choice(self, "model", ("akorn", "itrsa", "itrconv"))
         check_choice(self, "coupling", ("attn", "conv"))
         check_choice(self, "cluster_method", ("agglomerative", "kmeans"))
+        check_choice(self, "views", VIEW_STYLES)
         check_choice(self, "omega", ("global", "per_pair", "none", "identity"))
         check_choice(self, "c_norm", ("gn", "none"))
         datasets.check_tetromino_layout(self.tetromino_layout)
@@ -76,9 +79,11 @@ class ObjectsConfig(TrainConfig):
             omega_init=(None, None),
             gamma=(None, None),
             temperature=(0, None),
+            crop_scale_min=(0, 1),
             clusters=(0, None),
         )
         require(self.temperature > 0, f"temperature must be positive, got {self.temperature}")
+        require(self.crop_scale_min > 0, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         require(self.kernel_size % 2 == 1, f"kernel_size must be odd, got {self.kernel_size}")
         require(self.channels % self.n == 0, f"channels ({self.channels}) must be divisible by n ({self.n})")
         require(
@@ -224,7 +229,7 @@ class ObjectsExperiment(Experiment):
     config_cls = ObjectsConfig
     presets = PRESETS
     handles_compile = True
-    fields_of_older_runs = {"tetromino_layout": "dense32"}
+    fields_of_older_runs = {"tetromino_layout": "dense32", "views": "yiq", "crop_scale_min": 0.2}
     pretrained = {"": "tetrominoes-akorn", "tetrominoes": "tetrominoes-akorn"}
 
     def from_authors_checkpoint(self, path: str, words: list[str]):
@@ -261,7 +266,7 @@ class ObjectsExperiment(Experiment):
 
     def loss(self, model, batch, generator, cfg, shard=(0, None)):
         imgs = to_float_images(batch["images"])
-        v1, v2 = simclr_views(imgs, generator), simclr_views(imgs, generator)
+        v1, v2 = (simclr_views(imgs, generator, cfg.views, cfg.crop_scale_min) for _ in range(2))
         z = model(torch.cat([v1, v2], 0), generator)
         z1, z2 = z.chunk(2)
         return nt_xent(z1, z2, cfg.temperature), {}
