@@ -13,7 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from akorn.experiments.classify.augment import affine, blend, grayscale
+from akorn.experiments.classify.augment import affine
+from akorn.experiments.colour import blend, grayscale
 
 SEVERITY, WIDTH, MAX_DEPTH, BINS = 3, 3, 3, 10
 OPS = (

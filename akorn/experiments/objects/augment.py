@@ -19,6 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from akorn.experiments.colour import blend, grayscale, hsv_to_rgb, rgb_to_hsv
+
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
@@ -122,23 +124,10 @@ def pixel_resized_crop(x: torch.Tensor, g: torch.Generator, scale=(0.08, 1.0), r
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _grey(x):
-    return (x * LUMA.to(x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-
-
 def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1], hue turned by ``shift`` (B,) of a full turn, in HSV."""
-    mx, argmx = x.max(1)
-    mn = x.min(1).values
-    delta = mx - mn
-    r, gr, b = x.unbind(1)
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    hue = torch.stack([(gr - b) / safe, (b - r) / safe + 2, (r - gr) / safe + 4], 1).gather(1, argmx.unsqueeze(1))
-    hue = torch.where(delta > 0, hue.squeeze(1) / 6, torch.zeros_like(delta))
-    hue = torch.remainder(hue + shift.view(-1, 1, 1), 1.0)
-    sat = torch.where(mx > 0, delta / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(mx))
-    k = torch.remainder(torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1) + 6 * hue.unsqueeze(1), 6)
-    return mx.unsqueeze(1) * (1 - sat.unsqueeze(1) * torch.clamp(torch.minimum(k, 4 - k), 0, 1))
+    h, sat, v = rgb_to_hsv(x).unbind(1)
+    return hsv_to_rgb(torch.stack([torch.remainder(h + shift.view(-1, 1, 1), 1.0), sat, v], 1)).clamp(0, 1)
 
 
 def colour_jitter_random_order(x, g, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8):
@@ -148,14 +137,12 @@ def colour_jitter_random_order(x, g, brightness=0.4, contrast=0.4, saturation=0.
     dev = g.device
     on = (torch.rand(B, generator=g, device=dev) < p).float().view(B, 1, 1, 1)
     order = torch.argsort(torch.rand(B, 4, generator=g, device=dev), 1)
-    fb = _u(B, 1 - brightness, 1 + brightness, g).view(B, 1, 1, 1)
-    fc = _u(B, 1 - contrast, 1 + contrast, g).view(B, 1, 1, 1)
-    fs = _u(B, 1 - saturation, 1 + saturation, g).view(B, 1, 1, 1)
+    fb, fc, fs = (_u(B, 1 - s, 1 + s, g) for s in (brightness, contrast, saturation))
     fh = _u(B, -hue, hue, g)
     ops = (
-        lambda y: (y * fb).clamp(0, 1),
-        lambda y: ((y - _grey(y).mean((2, 3), keepdim=True)) * fc + _grey(y).mean((2, 3), keepdim=True)).clamp(0, 1),
-        lambda y: ((y - _grey(y)) * fs + _grey(y)).clamp(0, 1),
+        lambda y: blend(y, torch.zeros_like(y), fb),
+        lambda y: blend(y, grayscale(y).mean((1, 2, 3), keepdim=True).expand_as(y), fc),
+        lambda y: blend(y, grayscale(y), fs),
         lambda y: shift_hue(y, fh),
     )
     y = x
