@@ -265,3 +265,24 @@ def test_record_patches_the_classifier_script_from_outside(tmp_path):
     assert seen == expected
     p = record(tmp_path / "rec2.json", "--alias", "nothing", "--", script)
     assert p.returncode != 0 and "NAME=MODULE" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--images-used", "0"], "--images-used must be at least 1"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--images", "missing.npz"], "no such file"),
+    ],
+)
+def test_the_views_script_refuses_before_it_starts(tmp_path, args, words):
+    authors = fake_checkout(tmp_path / "authors", ("source/data/augs.py", "train_obj.py"))
+    (tmp_path / "imgs.npz").write_bytes(b"")
+    base = {"--authors": authors, "--model": "pretrained:tetrominoes", "--images": tmp_path / "imgs.npz"}
+    flags = dict(zip(args[::2], args[1::2]))
+    words_in = [w for k, v in {**base, **flags}.items() for w in (k, v)]
+    r = run("views.py", *words_in, cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    lacking = fake_checkout(tmp_path / "other", ("train_obj.py",))
+    r = run("views.py", "--authors", lacking, "--model", "m", "--images", "x")
+    assert r.returncode == 2 and "it has no source/data/augs.py" in r.stderr
