@@ -32,7 +32,7 @@ for data in ${DATASETS[@]}; do
     if [ ! -f "$OUT/$name/done" ]; then
       rm -rf "runs/objects-table/$name"
       start=$(date +%s)
-      akorn objects train preset=cpu data=${data%-long} $m $extra name=objects-table/$name > "$OUT/$name.log" 2>&1
+      akorn objects train preset=cpu views=yiq crop_scale_min=0.2 data=${data%-long} $m $extra name=objects-table/$name > "$OUT/$name.log" 2>&1
       echo $(( $(date +%s) - start )) > "$OUT/$name/train_seconds"
       touch "$OUT/$name/done"
     fi
