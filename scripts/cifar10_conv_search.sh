@@ -18,6 +18,9 @@ declare -A variants=(
     [k3-mix]="kernel_sizes=3 augment=flip,crop,noise"
     [k3-c64]="kernel_sizes=3 channels=64"
     [k5]="kernel_sizes=5"
+    [k3-t1]="kernel_sizes=3 steps=1"
+    [k3-t2-b64]="kernel_sizes=3 steps=2 batch_size=64"
+    [k3-t2-lr2e-3]="kernel_sizes=3 steps=2 lr=2e-3"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(base k3 k3-t2 k3-b64 k3-lr2e-3 k3-mix)

@@ -15,6 +15,8 @@ SHOWN = ("channels", "kernel_sizes", "steps", "batch_size", "lr", "augment")
 
 def row(run: Path) -> str:
     cfg = json.loads((run / "config.json").read_text())["config"]
+    if not (run / "metrics.jsonl").exists():
+        return f"| {run.name} | (started: no metrics yet) | | | | |"
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train = [r for r in recs if r.get("split") == "train" and "loss" in r]
     evals = [r for r in recs if r.get("split") == "eval" and "accuracy" in r]
