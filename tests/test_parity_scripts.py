@@ -172,6 +172,7 @@ def objects_checkout(tmp_path) -> Path:
         (["--seeds", "1"], ("--seeds 1", "at least 2")),
         (["--channels", "20"], ("--channels 20", "8 heads")),
         (["--steps", "0"], ("--steps", "at least 1")),
+        (["--our-words", "views=pil"], ("views",)),
         (["--steps", "1000", "--time-limit", "5"], ("past --time-limit 5 min", "about 121 min")),
     ],
 )

@@ -59,6 +59,13 @@ def parse_args(argv=None):
     p.add_argument("--assume-step-seconds", type=float, nargs=2, metavar=("OURS", "THEIRS"),
                    help="skip the timing probe and plan with these seconds per step")  # fmt: skip
     p.add_argument("--out", default="runs/parity/objects")
+    p.add_argument(
+        "--our-words",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more config words for akorn's side, e.g. views=yiq crop_scale_min=0.2 (an ablation)",
+    )
     a = p.parse_args(argv)
     for name in ("steps", "batch", "channels", "threads"):
         if getattr(a, name) < 1:
@@ -77,7 +84,15 @@ def authors_model(a):
 
 def our_words(a) -> list[str]:
     return [f"channels={a.channels}", "coupling=attn", "patch=4", "layers=1", "steps=8", "heads=8", "n=4",
-            "omega=identity", "c_norm=none", "temperature=0.1"]  # fmt: skip
+            "omega=identity", "c_norm=none", "temperature=0.1", *a.our_words]  # fmt: skip
+
+
+def check_our_words(a):
+    """``--our-words`` resolved against the config before anything runs (a bad word is one line)."""
+    from akorn.engine.config import resolve
+    from akorn.experiments.objects.experiment import ObjectsConfig
+
+    resolve(ObjectsConfig, our_words(a), None, {}).validate()
 
 
 def probe(a, authors: Path) -> tuple[float, float]:
@@ -174,6 +189,7 @@ def main(argv=None):
     a = parse_args(argv)
     authors = check_checkout(a.authors, NEEDED)
     check_seeds(a.seeds)
+    check_our_words(a)
     t_ours, t_theirs = a.assume_step_seconds or probe(a, authors)
     estimate = a.seeds * (a.steps * (t_ours + t_theirs) * 1.15 + 2 * EVAL_SECONDS)
     print(f"plan: {a.seeds} seeds x {a.steps} steps at batch {a.batch}; probe {t_ours:.3f} s/step ours, "
