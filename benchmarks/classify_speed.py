@@ -167,7 +167,7 @@ def main():
     print(f"{a.task}, batch {batch}, channels {a.channels}{what}: median of {a.repeats} after a warm-up")
 
     def show(label, r):
-        print(f"{label:24s} {r['seconds']:7.2f} s  {r['images_per_minute']:8.0f} images/min  peak RSS "
+        print(f"{label:24s} {r['seconds']:7.2f} s  {r['images_per_minute']:8.2f} images/min  peak RSS "
               f"{r['peak_rss_gb']:.2f} GB  ({r['threads']} threads)")  # fmt: skip
 
     rows = run_all(__file__, configs, a.authors_repo, show, child_env(a))

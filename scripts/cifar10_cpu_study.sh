@@ -5,6 +5,11 @@
 #   bash scripts/cifar10_cpu_study.sh train   CIFAR_FOLDER
 #   bash scripts/cifar10_cpu_study.sh eval    EXACT_NPZ
 #   bash scripts/cifar10_cpu_study.sh audit   EXACT_NPZ
+# The longer study: the conv AKOrN recipe the search picked (kernels 3, T=1) and ResNet-18, 92 minutes
+# each side by side with a cosine schedule, then clean accuracy on the JPEG test images and the audit
+# of both and of pretrained:cifar10 (the attention AKOrN):
+#   bash scripts/cifar10_cpu_study.sh train-long CIFAR_FOLDER
+#   bash scripts/cifar10_cpu_study.sh audit-long CIFAR_FOLDER EXACT_NPZ
 # CIFAR_FOLDER holds train/<class>/*.jpg and test/<class>/*.jpg (../shared/data/cifar10's JPEG
 # archives unpacked); EXACT_NPZ is the 1,000 exact-pixel test images (cifar10-test1000-lossless.npz).
 set -euo pipefail
@@ -56,8 +61,51 @@ audit)
         > runs/logs/audit-akorn-attn-square.log 2>&1
     wait
     ;;
+train-long)
+    # max_steps is what 92 minutes held on the 2-core EPYC, so the cosine ends with the time
+    common=(data="$2/train" test_data="$2/test" threads=1 time_limit=92 lr_schedule=cosine out_dir=runs)
+    OMP_NUM_THREADS=1 akorn classify train preset=cpu model=akorn kernel_sizes=3 steps=1 max_steps=2100 \
+        "${common[@]}" name=cifar10-akorn-k3t1 > runs/logs/cifar10-akorn-k3t1.log 2>&1 &
+    OMP_NUM_THREADS=1 akorn classify train preset=cpu model=resnet18 max_steps=2800 \
+        "${common[@]}" name=cifar10-resnet18-92 > runs/logs/cifar10-resnet18-92.log 2>&1 &
+    wait
+    ;;
+audit-long)
+    # n is what 45 minutes of two cores allow, all audits side by side: 500 images for the attacks
+    # with one to four EoT samples, 20 where E or M multiply the cost, 10 for Square (each report
+    # gives n beside every figure; a stopped audit reports what it recorded, and --resume continues it)
+    n=$3
+    resnet=runs/cifar10-resnet18-92
+    common=(--data "$n" --threads 1 --quiet)
+    export OMP_NUM_THREADS=1
+    audit500() {  # RUN OUT
+        akorn classify audit "$1" "${common[@]}" --limit 500 --sections eot,sweep,fixed,transfer --eot 1,4 \
+            --apgd-eot 1 --sweep 8/255,32/255,1 --sweep-eot 1 --surrogate $resnet --out "$2/audit500"
+    }
+    audit20() {  # RUN OUT EOT
+        akorn classify audit "$1" "${common[@]}" --limit 20 --sections eot,mean --eot "$3" --apgd-eot 4 \
+            --means 8,32 --out "$2/audit20"
+    }
+    audit500 runs/cifar10-akorn-k3t1 runs/cifar10-akorn-k3t1 > runs/logs/audit-long-akorn.log 2>&1 &
+    audit500 pretrained:cifar10 runs/pretrained-cifar10 > runs/logs/audit-long-attn.log 2>&1 &
+    audit20 runs/cifar10-akorn-k3t1 runs/cifar10-akorn-k3t1 16,64 > runs/logs/audit20-akorn.log 2>&1 &
+    audit20 pretrained:cifar10 runs/pretrained-cifar10 16 > runs/logs/audit20-attn.log 2>&1 &
+    akorn classify audit runs/cifar10-akorn-k3t1 "${common[@]}" --limit 10 --sections square \
+        --square-queries 5000 --out runs/cifar10-akorn-k3t1/audit-square > runs/logs/audit-square-akorn.log 2>&1 &
+    (
+        for run in runs/cifar10-akorn-k3t1 $resnet; do
+            akorn classify eval $run --data "$2/test" --attacks none --corruptions none --threads 1 --quiet \
+                --out $run/clean
+        done
+        akorn classify audit $resnet "${common[@]}" --limit 500 --eot 1 --apgd-eot 1 --sweep-eot 1 --means 1 \
+            --sections eot,sweep,fixed,mean --out $resnet/audit500
+        akorn classify audit $resnet "${common[@]}" --limit 100 --sections square --square-queries 5000 \
+            --out $resnet/audit-square
+    ) > runs/logs/audit-long-resnet18.log 2>&1 &
+    wait
+    ;;
 *)
-    echo "usage: $0 train CIFAR_FOLDER | eval EXACT_NPZ | audit EXACT_NPZ" >&2
+    echo "usage: $0 train|eval|audit|train-long|audit-long ... (see the top of this file)" >&2
     exit 2
     ;;
 esac
