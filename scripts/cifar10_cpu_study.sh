@@ -5,9 +5,9 @@
 #   bash scripts/cifar10_cpu_study.sh train   CIFAR_FOLDER
 #   bash scripts/cifar10_cpu_study.sh eval    EXACT_NPZ
 #   bash scripts/cifar10_cpu_study.sh audit   EXACT_NPZ
-# The longer study: the conv AKOrN recipe the search picked (kernels 3, T=1) and ResNet-18, 92 minutes
-# each side by side with a cosine schedule, then clean accuracy on the JPEG test images and the audit
-# of both and of pretrained:cifar10 (the attention AKOrN):
+# The longer study: the conv AKOrN recipe the search picked (kernels 3, T=1) and ResNet-18 side by
+# side with a cosine schedule, capped at 92 minutes (both ended at max_steps, after 81 and 78), then
+# clean accuracy on the JPEG test images and the audit of both and of pretrained:cifar10:
 #   bash scripts/cifar10_cpu_study.sh train-long CIFAR_FOLDER
 #   bash scripts/cifar10_cpu_study.sh audit-long CIFAR_FOLDER EXACT_NPZ
 # CIFAR_FOLDER holds train/<class>/*.jpg and test/<class>/*.jpg (../shared/data/cifar10's JPEG
@@ -62,7 +62,7 @@ audit)
     wait
     ;;
 train-long)
-    # max_steps is what 92 minutes held on the 2-core EPYC, so the cosine ends with the time
+    # max_steps from a 2.5-minute probe of each on the 2-core EPYC, so both fill about the same time
     common=(data="$2/train" test_data="$2/test" threads=1 time_limit=92 lr_schedule=cosine out_dir=runs)
     OMP_NUM_THREADS=1 akorn classify train preset=cpu model=akorn kernel_sizes=3 steps=1 max_steps=2100 \
         "${common[@]}" name=cifar10-akorn-k3t1 > runs/logs/cifar10-akorn-k3t1.log 2>&1 &
